@@ -1,0 +1,53 @@
+# Berth: `make run` serves the dashboard, `make test` runs every test. Both set up what is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export BERTH_ROOT ?= /var/lib/berth
+export BERTH_RUN ?= /run/berth
+
+# Debian packages: the runtime, the supervisor, the seed image's busybox, the firewall tool, an init;
+# and for tests a registry, skopeo and the browser.
+RUN_PACKAGES := runc conmon busybox-static nftables tini catatonit zstd
+TEST_PACKAGES := skopeo docker-registry chromium
+# binary that proves each package is installed (package:path)
+PACKAGE_PROBES := runc:/usr/sbin/runc conmon:/usr/bin/conmon busybox-static:/bin/busybox \
+	nftables:/usr/sbin/nft tini:/usr/bin/tini catatonit:/usr/bin/catatonit zstd:/usr/bin/zstd \
+	skopeo:/usr/bin/skopeo docker-registry:/usr/bin/docker-registry chromium:/usr/bin/chromium
+
+.PHONY: setup packages venv run test lint clean-test
+
+setup: packages venv
+	$(PY) manage.py setup
+
+packages:
+	@missing=""; for probe in $(PACKAGE_PROBES); do \
+		pkg=$${probe%%:*}; path=$${probe#*:}; \
+		[ -e "$$path" ] || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
+	printf '#!/bin/sh\nexec "%s/$(VENV)/bin/python" "%s/manage.py" berth "$$@"\n' "$(CURDIR)" "$(CURDIR)" > $(VENV)/bin/berth
+	chmod +x $(VENV)/bin/berth
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: setup
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) dashboard.asgi:application
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: setup lint
+	$(VENV)/bin/pytest

@@ -1,0 +1,58 @@
+"""Argument helpers shared by the CLI command modules."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from engine.errors import InvalidArgument
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"Error: {message}\n")
+        raise SystemExit(2)
+
+
+def group(sub: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
+    """Add a management command group such as `image` or `volume` and return its subparsers."""
+    parser = sub.add_parser(name, help=help)
+    parser.set_defaults(subparser=parser)
+    return parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND", parser_class=Parser)
+
+
+def parse_filters(values: Sequence[str] | None) -> dict[str, list[str]]:
+    filters: dict[str, list[str]] = {}
+    for value in values or []:
+        key, sep, rest = value.partition("=")
+        if not sep:
+            raise_invalid(f'bad format of filter (expected name=value): "{value}"')
+        filters.setdefault(key.strip(), []).append(rest)
+    return filters
+
+
+def parse_labels(values: Sequence[str] | None) -> dict[str, str]:
+    labels = {}
+    for value in values or []:
+        key, _, rest = value.partition("=")
+        if not key:
+            raise_invalid(f"invalid label {value!r}: expected KEY=VALUE")
+        labels[key] = rest
+    return labels
+
+
+def raise_invalid(message: str) -> None:
+    raise InvalidArgument(message)
+
+
+def confirm(prompt: str, force: bool) -> bool:
+    if force:
+        return True
+    if not sys.stdin.isatty():
+        sys.stderr.write(f"{prompt} [y/N] refusing without a terminal; use -f to skip this question\n")
+        return False
+    sys.stderr.write(f"{prompt} [y/N] ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")

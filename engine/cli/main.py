@@ -1,0 +1,47 @@
+"""The `berth` CLI: parse docker-like arguments, call one service, render the result.
+
+User errors print one line, `Error: …`, on stderr and exit non-zero; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from engine.cli import image_commands, volume_commands
+from engine.cli.args import Parser
+from engine.errors import EngineError
+
+Handler = Callable[[argparse.Namespace], int]
+MODULES = [image_commands, volume_commands]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="berth", description="Berth: a container engine with a web dashboard.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for module in MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = build_parser()
+    if not argv:
+        parser.print_help()
+        return 0
+    args = parser.parse_args(list(argv))
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        (getattr(args, "subparser", None) or parser).print_help()
+        return 0
+    try:
+        return handler(args)
+    except EngineError as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        return getattr(exc, "cli_exit_code", 1)
+    except KeyboardInterrupt:
+        sys.stderr.write("Error: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 141

@@ -1,0 +1,114 @@
+"""CLI volume commands: volume create/ls/inspect/rm/prune."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from engine.cli import render
+from engine.cli.args import confirm, group, parse_filters, parse_labels
+from engine.errors import EngineError, InvalidArgument
+from engine.services import volumes
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    volume = group(sub, "volume", "Manage volumes")
+    p = volume.add_parser("create", help="Create a volume")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--name", dest="name_option")
+    p.add_argument("-d", "--driver", default="local")
+    p.add_argument("-l", "--label", action="append", help="KEY=VALUE")
+    p.add_argument("-o", "--opt", action="append", help="driver option KEY=VALUE")
+    p.set_defaults(handler=cmd_create)
+
+    for name in ("ls", "list"):
+        p = volume.add_parser(name, help="List volumes")
+        p.add_argument("-q", "--quiet", action="store_true")
+        p.add_argument("-f", "--filter", action="append", help="dangling=true, name=…, label=…")
+        p.add_argument("--format", help="json for one JSON object per line")
+        p.set_defaults(handler=cmd_ls)
+
+    p = volume.add_parser("inspect", help="Show volume details as JSON")
+    p.add_argument("volumes", nargs="+")
+    p.add_argument("-f", "--format")
+    p.set_defaults(handler=cmd_inspect)
+
+    for name in ("rm", "remove"):
+        p = volume.add_parser(name, help="Remove volumes")
+        p.add_argument("volumes", nargs="+")
+        p.add_argument("-f", "--force", action="store_true", help="no error when a volume does not exist")
+        p.set_defaults(handler=cmd_rm)
+
+    p = volume.add_parser("prune", help="Remove unused anonymous volumes (-a: all unused volumes)")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--filter", action="append")
+    p.set_defaults(handler=cmd_prune)
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    name = args.name or args.name_option
+    volume = volumes.create(
+        name, labels=parse_labels(args.label), options=parse_labels(args.opt), driver=args.driver
+    )
+    sys.stdout.write(volume.name + "\n")
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    found = volumes.list_volumes(filters=parse_filters(args.filter))
+    if args.quiet:
+        sys.stdout.write("".join(f"{v.name}\n" for v in found))
+        return 0
+    if args.format == "json":
+        render.json_lines(
+            [
+                {
+                    "Driver": v.driver,
+                    "Labels": ",".join(f"{k}={val}" for k, val in v.labels.items()),
+                    "Mountpoint": volumes.mountpoint(v),
+                    "Name": v.name,
+                    "Scope": "local",
+                }
+                for v in found
+            ]
+        )
+        return 0
+    if args.format:
+        raise InvalidArgument(f"unsupported --format {args.format!r} (use json)")
+    render.table(["DRIVER", "VOLUME NAME"], [[v.driver, v.name] for v in found])
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    if args.format and args.format != "json":
+        raise InvalidArgument(f"unsupported --format {args.format!r} (use json)")
+    render.print_json([volumes.inspect(name) for name in args.volumes])
+    return 0
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    failed = False
+    for name in args.volumes:
+        try:
+            volumes.remove(name, force=args.force)
+            sys.stdout.write(name + "\n")
+        except EngineError as exc:
+            sys.stderr.write(f"Error: {exc}\n")
+            failed = True
+    return 1 if failed else 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    what = (
+        "all volumes not used by at least one container"
+        if args.all
+        else "all anonymous local volumes not used by at least one container"
+    )
+    if not confirm(f"WARNING! This will remove {what}.\nAre you sure you want to continue?", args.force):
+        return 1
+    result = volumes.prune(all=args.all, filters=parse_filters(args.filter))
+    if result.removed:
+        sys.stdout.write("Deleted Volumes:\n" + "".join(f"{n}\n" for n in result.removed) + "\n")
+    sys.stdout.write(f"Total reclaimed space: {render.human_size(result.reclaimed)}\n")
+    return 0

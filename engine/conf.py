@@ -1,0 +1,70 @@
+"""The engine's settings, read from django.conf.settings at call time.
+
+Reading at call time (not import time) lets tests give each test its own BERTH_ROOT and BERTH_RUN.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+
+
+def root() -> Path:
+    return Path(settings.BERTH_ROOT)
+
+
+def run_dir() -> Path:
+    return Path(settings.BERTH_RUN)
+
+
+def blobs_dir() -> Path:
+    return root() / "blobs"
+
+
+def layers_dir() -> Path:
+    return root() / "layers"
+
+
+def volumes_dir() -> Path:
+    return root() / "volumes"
+
+
+def containers_dir() -> Path:
+    return root() / "containers"
+
+
+def tmp_dir() -> Path:
+    return root() / "tmp"
+
+
+def locks_dir() -> Path:
+    return run_dir() / "locks"
+
+
+def runtime_binary() -> str:
+    return _which(settings.BERTH_RUNTIME)
+
+
+def conmon_binary() -> str:
+    return _which(settings.BERTH_CONMON)
+
+
+def bind_allow() -> list[Path]:
+    return [Path(p) for p in settings.BERTH_BIND_ALLOW]
+
+
+def _which(name: str) -> str:
+    if "/" in name:
+        return name
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin") or name
+
+
+def ensure_dirs() -> None:
+    """Create the engine's directories. The store is 0700 so host users cannot reach setuid files in images."""
+    for path in (root(), blobs_dir(), layers_dir(), volumes_dir(), containers_dir(), tmp_dir()):
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)
+    for path in (run_dir(), locks_dir()):
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -1,0 +1,643 @@
+"""Image archives: read `docker save` and OCI-layout tars, write ones that docker and skopeo both load.
+
+Reading treats the archive as hostile: member names are checked (no `..`, no absolute paths, no links
+out of the archive, no links posing as blobs), every path a manifest names is checked the same way,
+every digest is parsed strictly, JSON documents are size capped and verified against their digests.
+Layers are never loaded into memory: callers stream them with `ArchiveContents.open_member`, and the
+blob store verifies their digests while it copies them.
+Writing emits the layout docker 25+ `docker save` produces: an OCI image layout plus Docker's
+`manifest.json` pointing at the same `blobs/sha256/<hex>` files, streamed, deterministic.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import json
+import lzma
+import posixpath
+import tarfile
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, BinaryIO
+
+import zstandard
+
+from engine.errors import InvalidArgument, RuntimeFailure, UnsafeArchive
+from engine.image import formats
+from engine.registry import reference
+from engine.store.compression import detect
+from engine.store.digests import parse_digest, sha256_digest
+
+CHUNK = 1 << 20
+MAX_MEMBERS = 200_000
+# A compressed outer archive is expanded to a temp file; this bounds what a decompression bomb can take.
+MAX_EXPANDED_SIZE = 64 << 30
+_MAX_INDEX_DEPTH = 4
+_MAX_LINK_DEPTH = 8
+_LAYER_MEDIA_BY_SNIFF = {
+    "gzip": formats.OCI_LAYER_GZIP,
+    "zstd": formats.OCI_LAYER_ZSTD,
+    "tar": formats.OCI_LAYER,
+}
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ArchiveLayer:
+    """A layer inside an archive. `digest` is the blob digest when the archive names it (a claim the
+    blob store must verify while copying); `media_type` comes from the manifest or is sniffed."""
+
+    member_name: str
+    digest: str | None
+    size: int
+    media_type: str | None
+
+
+@dataclass(frozen=True)
+class ArchiveImage:
+    config: bytes
+    config_digest: str
+    layers: tuple[ArchiveLayer, ...]
+    repo_tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SaveLayer:
+    digest: str
+    size: int
+    media_type: str
+
+
+@dataclass(frozen=True)
+class SaveImage:
+    config_digest: str
+    config: bytes
+    layers: Sequence[SaveLayer]
+    repo_tags: Sequence[str] = ()
+
+
+class ArchiveContents:
+    """An opened, validated archive. Use as a context manager; streams die with it.
+
+    `format` is "docker" (a manifest.json was found, preferred because it carries RepoTags) or "oci".
+    """
+
+    def __init__(self, tar: tarfile.TarFile, fileobj: IO[bytes], members: dict[str, tarfile.TarInfo]) -> None:
+        self._tar = tar
+        self._fileobj = fileobj
+        self._members = members
+        self.images: tuple[ArchiveImage, ...] = ()
+        self.format = ""
+
+    def __enter__(self) -> ArchiveContents:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the archive (and delete the expanded temp file of a compressed one)."""
+        self._tar.close()
+        self._fileobj.close()
+
+    def open_member(self, name: str) -> BinaryIO:
+        """Return a stream of member `name`'s bytes (links inside the archive are followed safely).
+
+        Raise UnsafeArchive for unsafe names, InvalidArgument if there is no such regular file.
+        """
+        info = self._resolve(_clean_name(name, "requested member"))
+        stream = self._tar.extractfile(info)
+        if stream is None:
+            raise InvalidArgument(f"archive member {name} is not a regular file")
+        return stream  # type: ignore[return-value]
+
+    def member_size(self, name: str) -> int:
+        """The size in bytes of member `name` (after following links)."""
+        return self._resolve(_clean_name(name, "requested member")).size
+
+    def _resolve(self, name: str) -> tarfile.TarInfo:
+        for _ in range(_MAX_LINK_DEPTH):
+            info = self._members.get(name)
+            if info is None:
+                raise InvalidArgument(f"archive has no file {name!r}", hint="the archive is incomplete")
+            if info.isreg():
+                return info
+            if info.issym():
+                name = _symlink_target(name, info.linkname)
+            elif info.islnk():
+                name = _clean_name(info.linkname, "hard link target")
+            else:
+                raise UnsafeArchive(f"archive member {name!r} is not a regular file")
+        raise UnsafeArchive(f"archive member {name!r}: too many levels of links")
+
+    def _read_small(self, name: str, cap: int, what: str) -> bytes:
+        info = self._resolve(_clean_name(name, what))
+        if info.size > cap:
+            raise UnsafeArchive(f"{what} {name!r} is {info.size} bytes, over the {cap} byte limit")
+        with self._tar.extractfile(info) as stream:  # type: ignore[union-attr]
+            return _read_exact(stream, info.size, name)
+
+    def _read_blob(self, desc: formats.Descriptor, cap: int, what: str) -> bytes:
+        if desc.size > cap:
+            raise UnsafeArchive(f"{what} {desc.digest} is {desc.size} bytes, over the {cap} byte limit")
+        data = self._read_small(_blob_name(desc.digest), cap, what)
+        if len(data) != desc.size or sha256_digest(data) != desc.digest:
+            raise InvalidArgument(f"{what} {desc.digest} in the archive does not match its digest or size")
+        return data
+
+    def _layer(self, name: str, digest: str | None, size: int | None, media_type: str | None) -> ArchiveLayer:
+        info = self._resolve(_clean_name(name, "layer path"))
+        if size is not None and info.size != size:
+            raise InvalidArgument(f"layer {name!r} is {info.size} bytes but its manifest says {size}")
+        if media_type is None:
+            with self._tar.extractfile(info) as stream:  # type: ignore[union-attr]
+                media_type = _LAYER_MEDIA_BY_SNIFF.get(detect(stream.read(8)))
+        return ArchiveLayer(_member_key(info), digest, info.size, media_type)
+
+
+def read_archive(path: Path, *, tmpdir: Path | None = None) -> ArchiveContents:
+    """Open an image archive (`docker save` format or OCI image layout) and list its images.
+
+    A gzip, bzip2, xz or zstd compressed archive is first expanded into an anonymous temp file (in
+    `tmpdir`, capped at MAX_EXPANDED_SIZE) because layers are later read by random access. Raise
+    InvalidArgument / UnsafeArchive for anything malformed or hostile; nothing is left open then.
+    """
+    try:
+        fileobj: IO[bytes] = open(path, "rb")  # noqa: SIM115 - owned by the returned ArchiveContents
+    except OSError as exc:
+        raise InvalidArgument(f"cannot open archive {path}: {exc.strerror}") from exc
+    tar = None
+    try:
+        kind = detect(fileobj.read(8))
+        fileobj.seek(0)
+        if kind != "tar":
+            fileobj = _expand(fileobj, kind, tmpdir)
+        tar = tarfile.open(fileobj=fileobj, mode="r:")
+        contents = ArchiveContents(tar, fileobj, _index_members(tar))
+        if "manifest.json" in contents._members:
+            contents.format, contents.images = "docker", _docker_images(contents)
+        elif "index.json" in contents._members:
+            contents.format, contents.images = "oci", _oci_images(contents)
+        else:
+            raise InvalidArgument(
+                "not an image archive: it has neither manifest.json (docker save) nor index.json (OCI layout)"
+            )
+        return contents
+    except BaseException as exc:
+        if tar is not None:
+            tar.close()
+        fileobj.close()
+        if isinstance(exc, tarfile.TarError | EOFError):
+            raise InvalidArgument(f"{path} is not a valid tar archive: {exc}") from exc
+        if isinstance(exc, OSError):
+            raise InvalidArgument(f"cannot read archive {path}: {exc}") from exc
+        raise
+
+
+def _expand(src: IO[bytes], kind: str, tmpdir: Path | None) -> IO[bytes]:
+    """Decompress `src` (closing it) into an anonymous temp file, refusing to grow past the cap."""
+    openers: dict[str, Callable[[IO[bytes]], Any]] = {
+        "gzip": lambda f: gzip.GzipFile(fileobj=f, mode="rb"),
+        "bzip2": lambda f: bz2.BZ2File(f, "rb"),
+        "xz": lambda f: lzma.LZMAFile(f, "rb"),
+        "zstd": lambda f: zstandard.ZstdDecompressor().stream_reader(f),
+    }
+    out = tempfile.TemporaryFile(dir=tmpdir)  # noqa: SIM115 - returned to the caller
+    try:
+        with src, openers[kind](src) as stream:
+            total = 0
+            while chunk := stream.read(CHUNK):
+                total += len(chunk)
+                if total > MAX_EXPANDED_SIZE:
+                    raise UnsafeArchive(f"archive expands to more than {MAX_EXPANDED_SIZE} bytes")
+                out.write(chunk)
+        out.seek(0)
+        return out
+    except (OSError, EOFError, lzma.LZMAError, zstandard.ZstdError) as exc:
+        out.close()
+        raise InvalidArgument(f"cannot decompress the {kind} archive: {exc}") from exc
+    except BaseException:
+        out.close()
+        raise
+
+
+def _index_members(tar: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
+    """Map every non-directory member's clean name to its header; refuse hostile names and links."""
+    members: dict[str, tarfile.TarInfo] = {}
+    for count, info in enumerate(tar):
+        if count >= MAX_MEMBERS:
+            raise UnsafeArchive(f"archive has more than {MAX_MEMBERS} members")
+        name = _clean_name(info.name, "archive member")
+        if not name or info.isdir():
+            continue
+        if name in members:
+            raise UnsafeArchive(f"archive member {name!r} appears twice")
+        if info.issym() or info.islnk():
+            if name.startswith("blobs/"):
+                raise UnsafeArchive(f"archive member {name!r} is a link; blobs must be regular files")
+            if info.issym():
+                _symlink_target(name, info.linkname)
+            else:
+                _clean_name(info.linkname, "hard link target")
+        members[name] = info
+    return members
+
+
+def _member_key(info: tarfile.TarInfo) -> str:
+    return _clean_name(info.name, "archive member")
+
+
+def _clean_name(name: str, what: str) -> str:
+    """Normalise a member path (`./a//b` → `a/b`); raise UnsafeArchive if absolute or containing `..`."""
+    if not isinstance(name, str) or "\x00" in name or name.startswith("/"):
+        raise UnsafeArchive(f"{what} {name!r} is an absolute or invalid path")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise UnsafeArchive(f"{what} {name!r} points outside the archive")
+    return "/".join(parts)
+
+
+def _symlink_target(name: str, linkname: str) -> str:
+    if linkname.startswith("/"):
+        raise UnsafeArchive(f"archive member {name!r} is a symlink to an absolute path")
+    target = posixpath.normpath(posixpath.join(posixpath.dirname(name), linkname))
+    if target == ".." or target.startswith("../") or target == ".":
+        raise UnsafeArchive(f"archive member {name!r} is a symlink pointing outside the archive")
+    return target
+
+
+def _blob_name(digest: str) -> str:
+    return "blobs/sha256/" + parse_digest(digest)[len("sha256:") :]
+
+
+def _digest_from_path(name: str, what: str) -> str | None:
+    """The digest a `blobs/...` path claims (strictly parsed), or None for other paths."""
+    clean = _clean_name(name, what)
+    if not clean.startswith("blobs/"):
+        return None
+    parts = clean.split("/")
+    if len(parts) != 3:
+        raise InvalidArgument(f"{what} {name!r} is not a blobs/<algorithm>/<hex> path")
+    try:
+        return parse_digest(f"{parts[1]}:{parts[2]}")
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{what} {name!r} does not name a valid digest", hint=exc.hint) from exc
+
+
+def _read_exact(stream: IO[bytes], size: int, name: str) -> bytes:
+    data = stream.read(size)
+    if len(data) != size:
+        raise InvalidArgument(f"archive member {name!r} is truncated")
+    return data
+
+
+def _json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidArgument(f"{what} is not valid JSON: {exc}") from exc
+
+
+def _str_list(value: object, what: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidArgument(f"{what} must be a list of strings")
+    return list(value)
+
+
+def _checked_config(data: bytes, claimed: str | None, layer_count: int, what: str) -> str:
+    digest = sha256_digest(data)
+    if claimed is not None and claimed != digest:
+        raise InvalidArgument(f"{what} does not match its digest {claimed}")
+    if len(formats.parse_config(data).diff_ids) != layer_count:
+        raise InvalidArgument(f"{what} lists a different number of layers than its manifest")
+    return digest
+
+
+def _docker_images(contents: ArchiveContents) -> tuple[ArchiveImage, ...]:
+    """Images from `docker save`'s manifest.json (legacy layout and docker 25+ OCI layout alike)."""
+    entries = _json(
+        contents._read_small("manifest.json", formats.MAX_DOCUMENT_SIZE, "manifest.json"), "manifest.json"
+    )
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise InvalidArgument("manifest.json must be a list of objects")
+    images = []
+    for entry in entries:
+        config_name = entry.get("Config")
+        if not isinstance(config_name, str):
+            raise InvalidArgument("manifest.json: Config must be a path string")
+        layer_names = _str_list(entry.get("Layers"), "manifest.json Layers")
+        tags = _str_list(entry.get("RepoTags"), "manifest.json RepoTags")
+        claimed = _digest_from_path(config_name, "config path")
+        if claimed is None:
+            # The legacy layout names the config <hex>.json after its own digest.
+            stem = posixpath.basename(config_name).removesuffix(".json")
+            claimed = f"sha256:{stem}" if _is_hex64(stem) else None
+        config = contents._read_small(config_name, formats.MAX_CONFIG_SIZE, "image config")
+        config_digest = _checked_config(config, claimed, len(layer_names), f"image config {config_name!r}")
+        layers = tuple(
+            contents._layer(name, _digest_from_path(name, "layer path"), None, None) for name in layer_names
+        )
+        images.append(ArchiveImage(config, config_digest, layers, tuple(dict.fromkeys(tags))))
+    return tuple(images)
+
+
+def _is_hex64(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def _oci_images(contents: ArchiveContents) -> tuple[ArchiveImage, ...]:
+    """Images from an OCI image layout: one per distinct manifest, tags from index annotations."""
+    layout = _json(contents._read_small("oci-layout", formats.MAX_DOCUMENT_SIZE, "oci-layout"), "oci-layout")
+    if not isinstance(layout, dict) or not isinstance(layout.get("imageLayoutVersion"), str):
+        raise InvalidArgument("oci-layout must name an imageLayoutVersion")
+    index = formats.parse_index(contents._read_small("index.json", formats.MAX_DOCUMENT_SIZE, "index.json"))
+    entries = list(index.manifests)
+    plain = [d for d in entries if d.media_type in formats.MANIFEST_MEDIA_TYPES]
+    if len({d.platform for d in plain}) > 1 and all(d.platform for d in plain):
+        # A multi-platform layout written without an index blob: keep only this host's image.
+        chosen = _choose(plain)
+        entries = [d for d in entries if d not in plain or (chosen and d.digest == chosen.digest)]
+    found: dict[str, tuple[formats.Descriptor, list[str]]] = {}
+    for desc in entries:
+        manifest_desc: formats.Descriptor | None = desc
+        if desc.media_type in formats.INDEX_MEDIA_TYPES:
+            manifest_desc = _pick_from_index(contents, desc, 1)
+            if manifest_desc is None:
+                raise InvalidArgument(
+                    f"index {desc.digest} has no image for this platform ({formats.host_platform()})"
+                )
+        elif desc.media_type not in formats.MANIFEST_MEDIA_TYPES:
+            continue  # artifacts, signatures: not images
+        _, tags = found.setdefault(manifest_desc.digest, (manifest_desc, []))
+        tags.extend(t for t in _tags_from(desc.annotations) if t not in tags)
+    images = []
+    for manifest_desc, tags in found.values():
+        manifest = formats.parse_manifest(
+            contents._read_blob(manifest_desc, formats.MAX_DOCUMENT_SIZE, "image manifest")
+        )
+        config = contents._read_blob(manifest.config, formats.MAX_CONFIG_SIZE, "image config")
+        _checked_config(
+            config, manifest.config.digest, len(manifest.layers), f"image config {manifest.config.digest}"
+        )
+        layers = tuple(
+            contents._layer(_blob_name(d.digest), d.digest, d.size, d.media_type) for d in manifest.layers
+        )
+        images.append(ArchiveImage(config, manifest.config.digest, layers, tuple(tags)))
+    return tuple(images)
+
+
+def _choose(manifests: Sequence[formats.Descriptor]) -> formats.Descriptor | None:
+    return formats.select_manifest(list(manifests), formats.host_platform()) or formats.select_manifest(
+        list(manifests), formats.Platform(os="linux", architecture="amd64")
+    )
+
+
+def _pick_from_index(
+    contents: ArchiveContents, desc: formats.Descriptor, depth: int
+) -> formats.Descriptor | None:
+    if depth > _MAX_INDEX_DEPTH:
+        raise UnsafeArchive("image indexes are nested too deeply")
+    index = formats.parse_index(contents._read_blob(desc, formats.MAX_DOCUMENT_SIZE, "image index"))
+    chosen = _choose(index.manifests)
+    if chosen is not None:
+        return chosen
+    plain = [d for d in index.manifests if d.media_type in formats.MANIFEST_MEDIA_TYPES]
+    if len(plain) == 1 and plain[0].platform is None:
+        return plain[0]
+    for nested in index.manifests:
+        if nested.media_type in formats.INDEX_MEDIA_TYPES:
+            found = _pick_from_index(contents, nested, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def _tags_from(annotations: dict[str, str]) -> list[str]:
+    """Names from OCI annotations; a bare ref.name (`1.0`, `latest`) is only a tag, so it names nothing."""
+    full = annotations.get(formats.ANNOTATION_CONTAINERD_NAME)
+    if full:
+        return [full]
+    ref_name = annotations.get(formats.ANNOTATION_REF_NAME, "")
+    if ":" in ref_name or "/" in ref_name:
+        return [ref_name]
+    return []
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything write_archive will emit, computed and validated before the first byte is written."""
+
+    documents: list[tuple[str, bytes]]
+    small_blobs: dict[str, bytes]
+    layers: dict[str, SaveLayer]
+    total: int
+
+
+def write_archive(
+    out: BinaryIO,
+    images: Sequence[SaveImage],
+    *,
+    open_blob: Callable[[str], BinaryIO],
+    progress: Progress | None = None,
+) -> None:
+    """Stream an archive of `images` to `out`: an OCI image layout plus docker's manifest.json.
+
+    The output is deterministic (sorted blobs, mtime/uid/gid 0) and a layer shared by several images is
+    written once. `open_blob(digest)` must return a stream of that blob; each blob is copied in 1 MiB
+    chunks and its size and digest are checked on the way. `progress(done, total)` is called as bytes
+    are written. Bad input raises InvalidArgument/BadReference before anything is written; a failure
+    while streaming raises RuntimeFailure and leaves `out` incomplete (the caller discards it).
+    """
+    plan = _plan(images)
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, plan.total)
+
+    sink = _Sink(out)
+    try:
+        tar = tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT, copybufsize=CHUNK)
+        for name, data in plan.documents:
+            tar.addfile(_tar_info(name, len(data)), _BytesReader(data, advance))
+        tar.addfile(_tar_info("blobs", 0, directory=True))
+        tar.addfile(_tar_info("blobs/sha256", 0, directory=True))
+        for digest in sorted(plan.small_blobs):
+            data = plan.small_blobs[digest]
+            tar.addfile(_tar_info(_blob_name(digest), len(data)), _BytesReader(data, advance))
+        for digest in sorted(plan.layers):
+            _copy_layer(tar, plan.layers[digest], open_blob, advance)
+        tar.close()
+    except OSError as exc:
+        sink.dead = True
+        raise RuntimeFailure(f"writing the image archive failed: {exc}") from exc
+    except BaseException:
+        sink.dead = True
+        raise
+
+
+def _plan(images: Sequence[SaveImage]) -> _Plan:
+    small: dict[str, bytes] = {}
+    layers: dict[str, SaveLayer] = {}
+    # manifest digest → (config digest, layer digests, references), in the order images were given
+    entries: dict[str, tuple[str, list[str], list[reference.Reference]]] = {}
+    for image in images:
+        config_digest = parse_digest(image.config_digest)
+        if sha256_digest(image.config) != config_digest:
+            raise InvalidArgument(f"image config does not match its digest {config_digest}")
+        if len(formats.parse_config(image.config).diff_ids) != len(image.layers):
+            raise InvalidArgument(f"image {config_digest} has a different number of layers than its config")
+        for layer in image.layers:
+            parse_digest(layer.digest)
+            if layer.media_type not in formats.LAYER_COMPRESSION:
+                raise InvalidArgument(f"layer {layer.digest} has unsupported media type {layer.media_type!r}")
+            if layers.setdefault(layer.digest, layer).size != layer.size:
+                raise InvalidArgument(f"layer {layer.digest} is given with two different sizes")
+        manifest = formats.oci_manifest(
+            config_digest,
+            len(image.config),
+            [(formats.oci_layer_media_type(ly.media_type), ly.digest, ly.size) for ly in image.layers],
+        )
+        manifest_digest = sha256_digest(manifest)
+        small[config_digest] = image.config
+        small[manifest_digest] = manifest
+        _, _, refs = entries.setdefault(
+            manifest_digest, (config_digest, [ly.digest for ly in image.layers], [])
+        )
+        for tag in image.repo_tags:
+            ref = reference.parse(tag)
+            if ref.digest is not None:
+                raise InvalidArgument(f"cannot save {tag!r} under a digest; give a tag")
+            if ref not in refs:
+                refs.append(ref)
+    descriptors: list[formats.Descriptor] = []
+    docker_manifest: list[dict[str, Any]] = []
+    for manifest_digest, (config_digest, layer_digests, refs) in entries.items():
+        size = len(small[manifest_digest])
+        for ref in refs:
+            annotations = {
+                formats.ANNOTATION_CONTAINERD_NAME: str(ref),
+                formats.ANNOTATION_REF_NAME: ref.tag or "",
+            }
+            descriptors.append(formats.Descriptor(formats.OCI_MANIFEST, manifest_digest, size, annotations))
+        if not refs:
+            descriptors.append(formats.Descriptor(formats.OCI_MANIFEST, manifest_digest, size))
+        docker_manifest.append(
+            {
+                "Config": _blob_name(config_digest),
+                "RepoTags": [ref.familiar() for ref in refs],
+                "Layers": [_blob_name(d) for d in layer_digests],
+            }
+        )
+    documents = [
+        ("oci-layout", formats.canonical_json({"imageLayoutVersion": "1.0.0"})),
+        ("index.json", formats.oci_index(descriptors)),
+        ("manifest.json", formats.canonical_json(docker_manifest)),
+    ]
+    total = (
+        sum(len(d) for _, d in documents)
+        + sum(map(len, small.values()))
+        + sum(ly.size for ly in layers.values())
+    )
+    return _Plan(documents, small, layers, total)
+
+
+def _tar_info(name: str, size: int, *, directory: bool = False) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
+    info.mode = 0o755 if directory else 0o644
+    return info
+
+
+def _copy_layer(
+    tar: tarfile.TarFile,
+    layer: SaveLayer,
+    open_blob: Callable[[str], BinaryIO],
+    advance: Callable[[int], None],
+) -> None:
+    try:
+        source = open_blob(layer.digest)
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot read layer blob {layer.digest}: {exc}") from exc
+    with source:
+        reader = _VerifyingReader(source, layer, advance)
+        tar.addfile(_tar_info(_blob_name(layer.digest), layer.size), reader)
+        if source.read(1):
+            raise RuntimeFailure(f"layer blob {layer.digest} is longer than its recorded size {layer.size}")
+
+
+class _Sink:
+    """Forwards writes to `out` until a failure; then tarfile's late flush (from its finaliser) is dropped."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self.dead = False
+
+    def write(self, data: bytes) -> int:
+        if self.dead:
+            return len(data)
+        return self._out.write(data)
+
+
+class _BytesReader:
+    """A read() source over in-memory bytes that reports progress."""
+
+    def __init__(self, data: bytes, advance: Callable[[int], None]) -> None:
+        self._data = memoryview(data)
+        self._pos = 0
+        self._advance = advance
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self._data) if n < 0 else min(len(self._data), self._pos + n)
+        chunk = bytes(self._data[self._pos : end])
+        self._pos = end
+        self._advance(len(chunk))
+        return chunk
+
+
+class _VerifyingReader:
+    """Hand tarfile exactly `layer.size` bytes of a blob, checking the digest before the last byte goes."""
+
+    def __init__(self, source: BinaryIO, layer: SaveLayer, advance: Callable[[int], None]) -> None:
+        self._source = source
+        self._layer = layer
+        self._left = layer.size
+        self._hash = hashlib.sha256()
+        self._advance = advance
+
+    def read(self, n: int = -1) -> bytes:
+        want = self._left if n < 0 else min(n, self._left, CHUNK)
+        chunk = self._source.read(want) if want else b""
+        # tarfile treats any short read as the end; keep reading so a slow stream is not mistaken for one.
+        while chunk and len(chunk) < want and (more := self._source.read(want - len(chunk))):
+            chunk += more
+        if len(chunk) < want:
+            raise RuntimeFailure(
+                f"layer blob {self._layer.digest} is shorter than its recorded size {self._layer.size}",
+                hint="the content store may be damaged; run a system check",
+            )
+        self._hash.update(chunk)
+        self._left -= len(chunk)
+        if self._left == 0 and "sha256:" + self._hash.hexdigest() != self._layer.digest:
+            raise RuntimeFailure(
+                f"layer blob {self._layer.digest} does not match its digest",
+                hint="the content store may be damaged; run a system check",
+            )
+        self._advance(len(chunk))
+        return chunk

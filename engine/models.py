@@ -1,0 +1,229 @@
+"""Records of what users declared and what the engine last observed.
+
+The disk (content store, runc state, conmon exit files) is the truth about running things; these
+rows are reconciled with it by the services. Only services save these models.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class Layer(models.Model):
+    """An unpacked filesystem layer, stored once per chain ID however many images share it."""
+
+    chain_id = models.CharField(max_length=71, primary_key=True)
+    diff_id = models.CharField(max_length=71, db_index=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    blob_digest = models.CharField(max_length=71, help_text="digest of the (possibly compressed) blob")
+    blob_size = models.BigIntegerField(default=0)
+    media_type = models.CharField(max_length=120)
+    size = models.BigIntegerField(default=0, help_text="bytes of file content once unpacked")
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.chain_id[7:19]
+
+
+class Image(models.Model):
+    """An image: a config blob plus an ordered list of layers. The ID is the config digest."""
+
+    id = models.CharField(max_length=71, primary_key=True)
+    config = models.JSONField(help_text="the parsed OCI image config")
+    config_size = models.BigIntegerField(default=0)
+    architecture = models.CharField(max_length=32, default="amd64")
+    os = models.CharField(max_length=32, default="linux")
+    created = models.DateTimeField(null=True, blank=True, help_text="when the image was built")
+    size = models.BigIntegerField(default=0)
+    layers = models.ManyToManyField(Layer, through="ImageLayer", related_name="images")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    loaded = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-loaded"]
+
+    def __str__(self) -> str:
+        return self.short_id
+
+    @property
+    def short_id(self) -> str:
+        return self.id[7:19]
+
+
+class ImageLayer(models.Model):
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="image_layers")
+    layer = models.ForeignKey(Layer, on_delete=models.PROTECT, related_name="image_layers")
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [models.UniqueConstraint(fields=["image", "position"], name="image_layer_position")]
+
+
+class ImageTag(models.Model):
+    """A normalised reference such as docker.io/library/busybox:latest pointing at one image."""
+
+    name = models.CharField(max_length=512, unique=True)
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="tags")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RepoDigest(models.Model):
+    """repository@sha256:… of a manifest the image was pulled or loaded with."""
+
+    name = models.CharField(max_length=600, unique=True)
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="repo_digests")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Volume(models.Model):
+    name = models.CharField(max_length=255, unique=True)
+    driver = models.CharField(max_length=32, default="local")
+    labels = models.JSONField(default=dict, blank=True)
+    options = models.JSONField(default=dict, blank=True)
+    anonymous = models.BooleanField(default=False)
+    created = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ContainerState(models.TextChoices):
+    CREATED = "created"  # runc container exists (or will), process not started yet
+    RUNNING = "running"  # the process is alive
+    PAUSED = "paused"  # frozen by the cgroup freezer
+    RESTARTING = "restarting"  # exited and about to be started again by its restart policy
+    EXITED = "exited"  # the process ended; the container layer is kept
+    DEAD = "dead"  # removal or clean-up failed half-way; only rm -f helps
+    REMOVING = "removing"  # rm in progress
+
+
+class Container(models.Model):
+    id = models.CharField(max_length=64, primary_key=True)
+    name = models.CharField(max_length=255, unique=True)
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="containers")
+    image_ref = models.CharField(max_length=512, help_text="the image as the user named it")
+    config = models.JSONField(default=dict, help_text="Docker's Config: Cmd, Env, Entrypoint, …")
+    host_config = models.JSONField(default=dict, help_text="Docker's HostConfig: limits, restart policy, …")
+    labels = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=16, choices=ContainerState.choices, default=ContainerState.CREATED)
+    pid = models.IntegerField(default=0)
+    conmon_pid = models.IntegerField(default=0)
+    exit_code = models.IntegerField(default=0)
+    oom_killed = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    restart_count = models.IntegerField(default=0)
+    stopped_by_user = models.BooleanField(default=False, help_text="an explicit stop or kill: no restart")
+    created_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+class Mount(models.Model):
+    class Kind(models.TextChoices):
+        VOLUME = "volume"
+        BIND = "bind"
+        TMPFS = "tmpfs"
+
+    container = models.ForeignKey(Container, on_delete=models.CASCADE, related_name="mounts")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    source = models.CharField(max_length=4096, blank=True)
+    destination = models.CharField(max_length=4096)
+    volume = models.ForeignKey(Volume, null=True, blank=True, on_delete=models.PROTECT, related_name="mounts")
+    read_only = models.BooleanField(default=False)
+    options = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.source or self.kind}:{self.destination}"
+
+
+class ExecSession(models.Model):
+    id = models.CharField(max_length=64, primary_key=True)
+    container = models.ForeignKey(Container, on_delete=models.CASCADE, related_name="exec_sessions")
+    command = models.JSONField(default=list)
+    user = models.CharField(max_length=64, blank=True)
+    tty = models.BooleanField(default=False)
+    pid = models.IntegerField(default=0)
+    exit_code = models.IntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+
+class Event(models.Model):
+    """The audit log: who did what to which object, when, with what result."""
+
+    time = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=150, help_text="user name, or cli:<unix user>, or engine")
+    object_type = models.CharField(max_length=16, db_index=True)
+    object_id = models.CharField(max_length=128, blank=True)
+    object_name = models.CharField(max_length=512, blank=True)
+    action = models.CharField(max_length=32, db_index=True)
+    result = models.CharField(max_length=8, default="ok")
+    message = models.TextField(blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-time", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.object_type} {self.object_name or self.object_id}"
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Job(models.Model):
+    """Long work (load, import, pull, build, prune) run in a worker, with progress for the browser."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+    kind = models.CharField(max_length=16)
+    title = models.CharField(max_length=512, blank=True)
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
+    progress = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    pid = models.IntegerField(default=0)
+    created_by = models.CharField(max_length=150, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
