@@ -29,3 +29,33 @@ def locked(kind: str, key: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the flock
+
+
+@contextmanager
+def holding_shared(kind: str, key: str) -> Iterator[None]:
+    """Hold a shared lock on (kind, key): a marker that another process can test with `is_held`."""
+    directory = conf.locks_dir()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = directory / f"{kind}-{_SAFE.sub('_', key)[:200]}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+def is_held(kind: str, key: str) -> bool:
+    """True while some process holds (kind, key) through `holding_shared`."""
+    path = conf.locks_dir() / f"{kind}-{_SAFE.sub('_', key)[:200]}.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

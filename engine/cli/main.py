@@ -9,12 +9,12 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from engine.cli import image_commands, volume_commands
+from engine.cli import container_commands, image_commands, volume_commands
 from engine.cli.args import Parser
 from engine.errors import EngineError
 
 Handler = Callable[[argparse.Namespace], int]
-MODULES = [image_commands, volume_commands]
+MODULES = [container_commands, image_commands, volume_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
+import io
 import json
 import lzma
 import posixpath
@@ -23,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 import zstandard
 
@@ -35,6 +36,7 @@ from engine.store.digests import parse_digest, sha256_digest
 
 CHUNK = 1 << 20
 MAX_MEMBERS = 200_000
+MAX_HEADER_READ = 1 << 20
 # A compressed outer archive is expanded to a temp file; this bounds what a decompression bomb can take.
 MAX_EXPANDED_SIZE = 64 << 30
 _MAX_INDEX_DEPTH = 4
@@ -86,6 +88,7 @@ class ArchiveContents:
     """An opened, validated archive. Use as a context manager; streams die with it.
 
     `format` is "docker" (a manifest.json was found, preferred because it carries RepoTags) or "oci".
+    Streams share the one open file: read them from one thread at a time.
     """
 
     def __init__(self, tar: tarfile.TarFile, fileobj: IO[bytes], members: dict[str, tarfile.TarInfo]) -> None:
@@ -117,7 +120,7 @@ class ArchiveContents:
         stream = self._tar.extractfile(info)
         if stream is None:
             raise InvalidArgument(f"archive member {name} is not a regular file")
-        return stream  # type: ignore[return-value]
+        return cast(BinaryIO, io.BufferedReader(_MemberStream(stream, name), CHUNK))
 
     def member_size(self, name: str) -> int:
         """The size in bytes of member `name` (after following links)."""
@@ -180,8 +183,11 @@ def read_archive(path: Path, *, tmpdir: Path | None = None) -> ArchiveContents:
         fileobj.seek(0)
         if kind != "tar":
             fileobj = _expand(fileobj, kind, tmpdir)
-        tar = tarfile.open(fileobj=fileobj, mode="r:")
-        contents = ArchiveContents(tar, fileobj, _index_members(tar))
+        guarded = _HeaderGuard(fileobj)
+        tar = tarfile.open(fileobj=cast(IO[bytes], guarded), mode="r:")
+        members = _index_members(tar)
+        guarded.headers_done = True
+        contents = ArchiveContents(tar, fileobj, members)
         if "manifest.json" in contents._members:
             contents.format, contents.images = "docker", _docker_images(contents)
         elif "index.json" in contents._members:
@@ -218,7 +224,10 @@ def _expand(src: IO[bytes], kind: str, tmpdir: Path | None) -> IO[bytes]:
                 total += len(chunk)
                 if total > MAX_EXPANDED_SIZE:
                     raise UnsafeArchive(f"archive expands to more than {MAX_EXPANDED_SIZE} bytes")
-                out.write(chunk)
+                try:
+                    out.write(chunk)
+                except OSError as exc:  # our disk, not the archive, is at fault (ENOSPC)
+                    raise RuntimeFailure(f"cannot expand the archive into a temp file: {exc}") from exc
         out.seek(0)
         return out
     except (OSError, EOFError, lzma.LZMAError, zstandard.ZstdError) as exc:
@@ -227,6 +236,56 @@ def _expand(src: IO[bytes], kind: str, tmpdir: Path | None) -> IO[bytes]:
     except BaseException:
         out.close()
         raise
+
+
+class _HeaderGuard:
+    """The outer file as tarfile sees it: while headers are parsed, no single read may be huge.
+
+    tarfile reads a PAX or GNU long-name record whole, sized by the header itself; a forged header
+    would make it allocate gigabytes (A9). Member data is only read after indexing, in bounded reads.
+    """
+
+    mode = "rb"
+
+    def __init__(self, fileobj: IO[bytes]) -> None:
+        self._f = fileobj
+        self.headers_done = False
+
+    def read(self, n: int = -1) -> bytes:
+        if not self.headers_done and (n < 0 or n > MAX_HEADER_READ):
+            raise UnsafeArchive("archive has an oversized tar header record")
+        return self._f.read(n)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class _MemberStream(io.RawIOBase):
+    """A member's bytes; a truncated or unreadable archive surfaces as InvalidArgument, not OSError."""
+
+    def __init__(self, inner: IO[bytes], name: str) -> None:
+        super().__init__()
+        self._inner = inner
+        self._name = name
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            return self._inner.readinto(buffer)  # type: ignore[attr-defined,no-any-return]
+        except (tarfile.TarError, OSError) as exc:
+            raise InvalidArgument(f"archive member {self._name!r} cannot be read: {exc}") from exc
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
 
 
 def _index_members(tar: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
@@ -369,16 +428,17 @@ def _oci_images(contents: ArchiveContents) -> tuple[ArchiveImage, ...]:
         entries = [d for d in entries if d not in plain or (chosen and d.digest == chosen.digest)]
     found: dict[str, tuple[formats.Descriptor, list[str]]] = {}
     for desc in entries:
-        manifest_desc: formats.Descriptor | None = desc
         if desc.media_type in formats.INDEX_MEDIA_TYPES:
-            manifest_desc = _pick_from_index(contents, desc, 1)
-            if manifest_desc is None:
+            picked = _pick_from_index(contents, desc, 1)
+            if picked is None:
                 raise InvalidArgument(
                     f"index {desc.digest} has no image for this platform ({formats.host_platform()})"
                 )
-        elif desc.media_type not in formats.MANIFEST_MEDIA_TYPES:
+        elif desc.media_type in formats.MANIFEST_MEDIA_TYPES:
+            picked = desc
+        else:
             continue  # artifacts, signatures: not images
-        _, tags = found.setdefault(manifest_desc.digest, (manifest_desc, []))
+        _, tags = found.setdefault(picked.digest, (picked, []))
         tags.extend(t for t in _tags_from(desc.annotations) if t not in tags)
     images = []
     for manifest_desc, tags in found.values():
@@ -469,7 +529,8 @@ def write_archive(
 
     sink = _Sink(out)
     try:
-        tar = tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT, copybufsize=CHUNK)
+        tar = tarfile.open(fileobj=cast(BinaryIO, sink), mode="w|", format=tarfile.PAX_FORMAT)
+        tar.copybufsize = CHUNK  # type: ignore[attr-defined]  # 1 MiB reads, not the default 16 KiB
         for name, data in plan.documents:
             tar.addfile(_tar_info(name, len(data)), _BytesReader(data, advance))
         tar.addfile(_tar_info("blobs", 0, directory=True))
@@ -493,6 +554,9 @@ def _plan(images: Sequence[SaveImage]) -> _Plan:
     layers: dict[str, SaveLayer] = {}
     # manifest digest → (config digest, layer digests, references), in the order images were given
     entries: dict[str, tuple[str, list[str], list[reference.Reference]]] = {}
+    owner: dict[reference.Reference, str] = {}
+    if not images:
+        raise InvalidArgument("no images to save")
     for image in images:
         config_digest = parse_digest(image.config_digest)
         if sha256_digest(image.config) != config_digest:
@@ -520,6 +584,8 @@ def _plan(images: Sequence[SaveImage]) -> _Plan:
             ref = reference.parse(tag)
             if ref.digest is not None:
                 raise InvalidArgument(f"cannot save {tag!r} under a digest; give a tag")
+            if owner.setdefault(ref, manifest_digest) != manifest_digest:
+                raise InvalidArgument(f"{ref.familiar()} is given for two different images")
             if ref not in refs:
                 refs.append(ref)
     descriptors: list[formats.Descriptor] = []

@@ -263,9 +263,10 @@ def remove(ref: str, *, force: bool = False) -> list[dict[str, str]]:
         out.append({"Untagged": digest_row.name})
     if users:
         return out  # forced: the image stays, nameless, while containers use it
+    image_id, short_id = image.id, image.short_id  # Django clears the pk on delete
     for deleted in imagestore.delete_image(image):
         out.append({"Deleted": deleted})
-    events.record("image", "delete", object_id=image.id, object_name=image.short_id)
+    events.record("image", "delete", object_id=image_id, object_name=short_id)
     return out
 
 
@@ -298,13 +299,14 @@ def prune(*, all: bool = False) -> PruneResult:
             continue
         tags = list(image.tags.all())
         freed = imagestore.unique_size(image)
+        image_id, short_id = image.id, image.short_id  # Django clears the pk on delete
         for tag_row in tags:
             deleted.append({"Untagged": _familiar(tag_row.name)})
         for item in imagestore.delete_image(image):
             deleted.append({"Deleted": item})
         reclaimed += freed
         events.record(
-            "image", "delete", object_id=image.id, object_name=image.short_id, attributes={"prune": True}
+            "image", "delete", object_id=image_id, object_name=short_id, attributes={"prune": True}
         )
     return PruneResult(deleted=deleted, reclaimed=reclaimed)
 

@@ -26,9 +26,13 @@ class PruneResult:
 
 
 def validate_name(name: str) -> str:
+    """Return `name` if Docker's local driver would accept it; raise InvalidArgument with Docker's words."""
+    if len(name) == 1:
+        raise InvalidArgument("volume name is too short, names should be at least two alphanumeric characters")
     if not _NAME.match(name) or len(name) > 255:
         raise InvalidArgument(
-            f'invalid volume name "{name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, at least 2 characters'
+            f'"{name}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" '
+            "are allowed. If you intended to pass a host directory, use absolute path"
         )
     return name
 

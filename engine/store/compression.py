@@ -17,18 +17,21 @@ import bz2
 import hashlib
 import lzma
 import os
+import queue
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 import zstandard
 
-from engine.errors import InvalidArgument, UnsafeArchive
+from engine.errors import EngineError, InvalidArgument, RuntimeFailure, UnsafeArchive
 
 CHUNK = 1 << 20
 # tarfile reads headers, PAX records and GNU long names through read(); file data never goes
 # through it. A header claiming a gigantic PAX record must not make us allocate that much (A9).
 MAX_READ = 16 << 20
+_QUEUE_DEPTH = 8
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -64,7 +67,10 @@ class _RawSource:
         self.eof = False
 
     def _pull(self, size: int) -> bytes:
-        chunk = self._stream.read(size)
+        try:
+            chunk = self._stream.read(size)
+        except OSError as exc:
+            raise RuntimeFailure(f"cannot read the layer stream: {exc}") from exc
         if not chunk:
             self.eof = True
             return b""
@@ -176,7 +182,8 @@ _DECODERS: dict[str, Callable[[_RawSource], Iterator[bytes]]] = {
 class DecodedStream:
     """The uncompressed bytes of a raw layer stream, as a forward-only file object.
 
-    ``raw_digest``/``raw_size`` and ``digest``/``size`` are complete only after ``drain()``.
+    ``raw_digest``/``raw_size`` and ``digest``/``size`` are complete only after ``drain()``;
+    always ``close()`` it (it owns a producer thread that reads ``stream`` and writes ``tee``).
     Errors: ``InvalidArgument`` for corrupt compressed data, ``UnsafeArchive`` when the
     uncompressed (or raw) size passes ``max_bytes``.
     """
@@ -185,29 +192,79 @@ class DecodedStream:
         self._raw = _RawSource(stream, tee, max_bytes)
         self._max = max_bytes
         self.compression = detect(self._raw.peek(8))
-        self._chunks = _DECODERS[self.compression](self._raw)
         self._hash = hashlib.sha256()
         self._buf = b""
         self._off = 0
         self._pos = 0  # stream position of self._buf[self._off]
-        self.size = 0  # uncompressed bytes produced so far
+        self.size = 0  # uncompressed bytes produced so far (written by the producer thread)
         self.last_read = b""
+        self._ended = False
+        # Reading, hashing, teeing and inflating run in a producer thread while the caller parses
+        # and writes files: zlib, zstd, hashlib and os.write release the GIL, so on two cores the
+        # two halves overlap (this is what lets us keep up with `gzip -dc | tar -x`).
+        self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=_QUEUE_DEPTH)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="layer-decode", daemon=True)
+        self._thread.start()
 
-    # -- producing -------------------------------------------------------------------------
-    def _refill(self) -> bool:
+    # -- producing (producer thread) -------------------------------------------------------
+    def _produce(self) -> None:
+        item: bytes | BaseException | None = None
         try:
-            chunk = next(self._chunks, b"")
-        except (zlib.error, zstandard.ZstdError, lzma.LZMAError, OSError, EOFError) as exc:
-            raise InvalidArgument(f"corrupt {self.compression} stream: {exc}") from exc
-        if not chunk:
+            for chunk in _DECODERS[self.compression](self._raw):
+                self.size += len(chunk)
+                if self.size > self._max:
+                    raise UnsafeArchive(
+                        f"layer expands past the limit of {self._max} bytes (decompression bomb?)"
+                    )
+                self._hash.update(chunk)
+                if not self._put(chunk):
+                    return
+            # A decoder may stop at its end marker with raw bytes left: nothing may follow.
+            if not self._raw.eof and self._raw.read(CHUNK):
+                raise InvalidArgument(f"corrupt {self.compression} stream: trailing data after the end")
+        except EngineError as exc:
+            item = exc
+        except (zlib.error, zstandard.ZstdError, lzma.LZMAError, OSError, EOFError, ValueError) as exc:
+            item = InvalidArgument(f"corrupt {self.compression} stream: {exc}")
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            item = exc
+        self._put(item)
+
+    def _put(self, item: bytes | BaseException | None) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _refill(self) -> bool:
+        if self._ended:
             return False
-        self.size += len(chunk)
-        if self.size > self._max:
-            raise UnsafeArchive(f"layer expands past the limit of {self._max} bytes (decompression bomb?)")
-        self._hash.update(chunk)
-        self._buf = chunk
+        item = self._queue.get()
+        if item is None:
+            self._ended = True
+            self._thread.join()
+            return False
+        if isinstance(item, BaseException):
+            self._ended = True
+            self._thread.join()
+            raise item
+        self._buf = item
         self._off = 0
         return True
+
+    def close(self) -> None:
+        """Stop and join the producer thread (idempotent); the tee is no longer written after."""
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        self._thread.join()
 
     # -- file-object protocol for tarfile --------------------------------------------------
     def tell(self) -> int:
@@ -285,10 +342,6 @@ class DecodedStream:
         while self._refill():
             self._pos += len(self._buf)
             self._off = len(self._buf)
-        # A decoder may stop at its end marker with raw bytes left (e.g. zero padding after a
-        # plain tar is consumed above; after a compressed stream nothing may follow).
-        if not self._raw.eof and self._raw.read(CHUNK):
-            raise InvalidArgument(f"corrupt {self.compression} stream: trailing data after the end")
 
     @property
     def digest(self) -> str:

@@ -124,11 +124,15 @@ def unpack(
     for corrupt data, ``RuntimeFailure`` for host trouble (disk full). On error ``dest`` is left
     partly filled: the caller removes it (``remove_tree``).
     """
-    decoded = DecodedStream(stream, tee=tee, max_bytes=limits.max_bytes)
     try:
         root_fd = fsops.open_dir(dest)
     except OSError as exc:
         raise RuntimeFailure(f"cannot open layer directory {dest}: {exc.strerror}") from exc
+    try:
+        decoded = DecodedStream(stream, tee=tee, max_bytes=limits.max_bytes)
+    except BaseException:
+        os.close(root_fd)
+        raise
     extractor = _Extractor(root_fd, decoded, limits)
     try:
         extractor.run()
@@ -136,6 +140,7 @@ def unpack(
     except RecursionError:
         raise UnsafeArchive("tar archive chains too many extended headers") from None
     finally:
+        decoded.close()
         extractor.close()
         os.close(root_fd)
     return UnpackResult(

@@ -1,0 +1,128 @@
+"""Foreground `run` and `start -a`: stream a container's output (and stdin, and the terminal).
+
+Without -i/-t the output is followed from the log file conmon writes, so stdout and stderr stay
+apart and nothing is lost. With -i or -t the CLI connects to conmon's attach socket before the
+container starts, puts the user's terminal in raw mode and forwards window size changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import socket
+import sys
+import termios
+import threading
+import tty
+from collections.abc import Iterator
+
+from engine import locks
+from engine.models import Container
+from engine.runtime import conmon
+from engine.services import bundle, containerinfo, lifecycle
+
+
+def run_attached(container: Container, *, interactive: bool, tty: bool) -> int:
+    """Start `container` (unless it runs already), relay its I/O until it exits, return its exit code.
+
+    While attached, a shared lock tells conmon's exit command that this client removes an --rm
+    container itself, after it has read all output and the exit code.
+    """
+    with locks.holding_shared("attached", container.id):
+        return _run_attached(container, interactive=interactive, tty=tty)
+
+
+def _run_attached(container: Container, *, interactive: bool, tty: bool) -> int:
+    if not interactive and not tty:
+        return _follow_logs(container)
+    holder: dict[str, socket.socket] = {}
+
+    def connect(paths: bundle.Paths) -> None:
+        holder["sock"] = conmon.attach(paths.attach_socket)
+
+    lifecycle.start(container.id, before_start=connect)
+    sock = holder.get("sock")
+    if sock is None:
+        sock = conmon.attach(bundle.paths(container.id).attach_socket)
+    with sock, _raw_terminal(tty):
+        if tty:
+            _watch_window(container)
+        _relay(sock, interactive=interactive)
+    return lifecycle.wait(container.id)
+
+
+def _follow_logs(container: Container) -> int:
+    stop = threading.Event()
+    lifecycle.start(container.id)
+    query = containerinfo.LogQuery(follow=True)
+    try:
+        for line in containerinfo.logs(container.id, query, stop=stop):
+            out = sys.stdout.buffer if line.stream == "stdout" else sys.stderr.buffer
+            out.write(line.data + b"\n")
+            out.flush()
+    finally:
+        stop.set()
+    return lifecycle.wait(container.id)
+
+
+@contextlib.contextmanager
+def _raw_terminal(enabled: bool) -> Iterator[None]:
+    if not enabled or not sys.stdin.isatty():
+        yield
+        return
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def _watch_window(container: Container) -> None:
+    ctl = bundle.paths(container.id).ctl
+
+    def resize(*_args: object) -> None:
+        try:
+            size = os.get_terminal_size(sys.stdout.fileno())
+            conmon.resize(ctl, min(size.lines, 1000), min(size.columns, 1000))
+        except (OSError, Exception):  # noqa: BLE001 — resizing is best effort
+            pass
+
+    if sys.stdout.isatty():
+        resize()
+        signal.signal(signal.SIGWINCH, resize)
+
+
+def _relay(sock: socket.socket, *, interactive: bool) -> None:
+    stdin_fd = sys.stdin.fileno() if interactive else -1
+    out = sys.stdout.buffer
+    err = sys.stderr.buffer
+    watched = [sock] + ([stdin_fd] if stdin_fd >= 0 else [])
+    while True:
+        try:
+            ready, _, _ = select.select(watched, [], [])
+        except InterruptedError:
+            continue
+        if sock in ready:
+            try:
+                packet = sock.recv(conmon.ATTACH_BUFFER)
+            except OSError:
+                return
+            if not packet:
+                return
+            stream, data = conmon.split_packet(packet)
+            target = err if stream == conmon.STREAM_STDERR else out
+            target.write(data)
+            target.flush()
+        if stdin_fd >= 0 and stdin_fd in ready:
+            data = os.read(stdin_fd, 4096)
+            if not data:
+                watched.remove(stdin_fd)
+                stdin_fd = -1
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_WR)
+                continue
+            sock.sendall(data)

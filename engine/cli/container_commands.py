@@ -1,0 +1,628 @@
+"""CLI container commands: run, create, start, stop, restart, kill, pause, unpause, rm, rename, wait,
+ps, inspect, top, stats, diff, logs, exec, port (and `container …` aliases)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+from engine.cli import attach, render
+from engine.cli.args import group, parse_filters, parse_labels
+from engine.errors import ContainerNotFound, EngineError, InvalidArgument
+from engine.models import Container, ContainerState
+from engine.runtime import options as opts
+from engine.services import containerinfo, containers, execs, lifecycle
+
+LIFECYCLE_VERBS = ("start", "stop", "restart", "kill", "pause", "unpause", "rm", "rename", "wait")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    container = group(sub, "container", "Manage containers")
+    for parent in (sub, container):
+        p = parent.add_parser("run", help="Create and start a container", add_help=False)
+        _create_arguments(p)
+        p.add_argument("-d", "--detach", action="store_true", help="run in the background and print the ID")
+        p.set_defaults(handler=cmd_run)
+        p = parent.add_parser("create", help="Create a container", add_help=False)
+        _create_arguments(p)
+        p.set_defaults(handler=cmd_create)
+
+        p = parent.add_parser("start", help="Start containers")
+        p.add_argument("containers", nargs="+")
+        p.add_argument("-a", "--attach", action="store_true", help="attach output and wait for the exit")
+        p.add_argument("-i", "--interactive", action="store_true")
+        p.set_defaults(handler=cmd_start)
+        for name, help_text in (("stop", "Stop containers"), ("restart", "Restart containers")):
+            p = parent.add_parser(name, help=help_text)
+            p.add_argument("containers", nargs="+")
+            p.add_argument(
+                "-t", "--time", "--timeout", type=int, dest="timeout", help="seconds before SIGKILL"
+            )
+            if name == "stop":
+                p.add_argument("-s", "--signal")
+            p.set_defaults(handler=cmd_stop if name == "stop" else cmd_restart)
+        p = parent.add_parser("kill", help="Send a signal (KILL by default) to containers")
+        p.add_argument("containers", nargs="+")
+        p.add_argument("-s", "--signal", default="KILL")
+        p.set_defaults(handler=cmd_kill)
+        for name in ("pause", "unpause"):
+            p = parent.add_parser(name, help=f"{name.capitalize()} containers")
+            p.add_argument("containers", nargs="+")
+            p.set_defaults(handler=cmd_pause if name == "pause" else cmd_unpause)
+        p = parent.add_parser("rm", help="Remove containers")
+        p.add_argument("containers", nargs="+")
+        p.add_argument("-f", "--force", action="store_true", help="kill a running container first")
+        p.add_argument("-v", "--volumes", action="store_true", help="remove anonymous volumes too")
+        p.set_defaults(handler=cmd_rm)
+        p = parent.add_parser("rename", help="Rename a container")
+        p.add_argument("container")
+        p.add_argument("new_name")
+        p.set_defaults(handler=cmd_rename)
+        p = parent.add_parser("wait", help="Wait for containers to stop and print their exit codes")
+        p.add_argument("containers", nargs="+")
+        p.set_defaults(handler=cmd_wait)
+        p = parent.add_parser("top", help="Show the processes of a container")
+        p.add_argument("container")
+        p.set_defaults(handler=cmd_top)
+        p = parent.add_parser("stats", help="Show resource use (live unless --no-stream)")
+        p.add_argument("containers", nargs="*")
+        p.add_argument("-a", "--all", action="store_true")
+        p.add_argument("--no-stream", action="store_true")
+        p.add_argument("--format")
+        p.set_defaults(handler=cmd_stats)
+        p = parent.add_parser("diff", help="Show changes to a container's filesystem")
+        p.add_argument("container")
+        p.set_defaults(handler=cmd_diff)
+        p = parent.add_parser("logs", help="Show a container's logs")
+        p.add_argument("container")
+        p.add_argument("-f", "--follow", action="store_true")
+        p.add_argument("-n", "--tail", default="all")
+        p.add_argument("--since")
+        p.add_argument("--until")
+        p.add_argument("-t", "--timestamps", action="store_true")
+        p.set_defaults(handler=cmd_logs)
+        p = parent.add_parser("exec", help="Run a command in a running container")
+        p.add_argument("-i", "--interactive", action="store_true")
+        p.add_argument("-t", "--tty", action="store_true")
+        p.add_argument("-d", "--detach", action="store_true")
+        p.add_argument("-e", "--env", action="append", default=[])
+        p.add_argument("-u", "--user")
+        p.add_argument("-w", "--workdir")
+        p.add_argument("container")
+        p.add_argument("command", nargs=argparse.REMAINDER)
+        p.set_defaults(handler=cmd_exec)
+        p = parent.add_parser("port", help="List a container's published ports")
+        p.add_argument("container")
+        p.set_defaults(handler=cmd_port)
+    for parent, name in ((sub, "ps"), (container, "ls"), (container, "list")):
+        p = parent.add_parser(name, help="List containers")
+        p.add_argument("-a", "--all", action="store_true")
+        p.add_argument("-q", "--quiet", action="store_true")
+        p.add_argument("-n", "--last", type=int, default=0)
+        p.add_argument("-l", "--latest", action="store_true")
+        p.add_argument("--no-trunc", action="store_true")
+        p.add_argument("-s", "--size", action="store_true")
+        p.add_argument("-f", "--filter", action="append")
+        p.add_argument("--format")
+        p.set_defaults(handler=cmd_ps)
+    p = container.add_parser("inspect", help="Show container details as JSON")
+    p.add_argument("containers", nargs="+")
+    p.add_argument("-f", "--format")
+    p.set_defaults(handler=cmd_inspect)
+    p = container.add_parser("prune", help="Remove all stopped containers")
+    p.add_argument("-f", "--force", action="store_true")
+    p.set_defaults(handler=cmd_prune)
+    p = sub.add_parser("inspect", help="Show details of containers, images or volumes as JSON")
+    p.add_argument("objects", nargs="+")
+    p.add_argument("-f", "--format")
+    p.add_argument("--type", choices=["container", "image", "volume"])
+    p.set_defaults(handler=cmd_inspect_any)
+    p = sub.add_parser("container-exited", help=argparse.SUPPRESS)
+    p.add_argument("container_id")
+    p.set_defaults(handler=cmd_container_exited)
+
+
+def _create_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--help", action="help", help="show this help message and exit")
+    p.add_argument("--name")
+    p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("--env-file", action="append", default=[])
+    p.add_argument("-w", "--workdir")
+    p.add_argument("-u", "--user")
+    p.add_argument("--entrypoint")
+    p.add_argument("-l", "--label", action="append")
+    p.add_argument("-h", "--hostname")
+    p.add_argument("-v", "--volume", action="append", default=[])
+    p.add_argument("--mount", action="append", default=[])
+    p.add_argument("--tmpfs", action="append", default=[])
+    p.add_argument("--restart", default="no")
+    p.add_argument("-m", "--memory")
+    p.add_argument("--memory-swap")
+    p.add_argument("--cpus")
+    p.add_argument("--pids-limit", type=int)
+    p.add_argument("--read-only", action="store_true")
+    p.add_argument("--cap-add", action="append", default=[])
+    p.add_argument("--cap-drop", action="append", default=[])
+    p.add_argument("--privileged", action="store_true")
+    p.add_argument("--stop-signal")
+    p.add_argument("--stop-timeout", type=int)
+    p.add_argument("--init", action="store_true")
+    p.add_argument("--network", "--net", default="default")
+    p.add_argument("--log-opt", action="append", default=[])
+    p.add_argument("--security-opt", action="append", default=[])
+    p.add_argument("image")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+
+
+def options_from_args(args: argparse.Namespace) -> opts.ContainerOptions:
+    env = []
+    for path in args.env_file:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise InvalidArgument(f"cannot read env file {path}: {exc.strerror}") from exc
+        env.extend(opts.parse_env_file(text, path))
+    for item in args.env:
+        key, sep, _ = item.partition("=")
+        if not sep:
+            if key in os.environ:
+                env.append(f"{key}={os.environ[key]}")
+            continue
+        env.append(item)
+    mounts = [opts.parse_volume(v) for v in args.volume]
+    mounts += [opts.parse_mount(m) for m in args.mount]
+    mounts += [opts.parse_tmpfs(t) for t in args.tmpfs]
+    log = parse_labels(args.log_opt)
+    nnp = True
+    seccomp_unconfined = False
+    for item in args.security_opt:
+        if item in ("no-new-privileges:false", "no-new-privileges=false"):
+            nnp = False
+        elif item in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"):
+            nnp = True
+        elif item in ("seccomp=unconfined", "seccomp:unconfined"):
+            seccomp_unconfined = True
+        else:
+            raise InvalidArgument(f"unsupported --security-opt {item!r}")
+    memory = opts.parse_size(args.memory, "memory") if args.memory else None
+    swap = None
+    if args.memory_swap:
+        swap = -1 if args.memory_swap == "-1" else opts.parse_size(args.memory_swap, "memory-swap")
+    return opts.ContainerOptions(
+        image=args.image,
+        name=args.name,
+        command=tuple(args.command) if args.command else None,
+        entrypoint=(args.entrypoint,) if args.entrypoint is not None else None,
+        env=tuple(env),
+        workdir=args.workdir,
+        user=args.user,
+        labels=parse_labels(args.label),
+        hostname=args.hostname,
+        mounts=tuple(mounts),
+        restart=opts.parse_restart(args.restart),
+        memory=memory,
+        memory_swap=swap,
+        cpus=opts.parse_cpus(args.cpus) if args.cpus else None,
+        pids_limit=args.pids_limit,
+        read_only=args.read_only,
+        cap_add=tuple(args.cap_add),
+        cap_drop=tuple(args.cap_drop),
+        privileged=args.privileged,
+        stop_signal=args.stop_signal,
+        stop_timeout=args.stop_timeout,
+        init=args.init,
+        network=args.network,
+        tty=args.tty,
+        interactive=args.interactive,
+        auto_remove=getattr(args, "rm", False),
+        log_max_size=opts.parse_size(log["max-size"], "max-size") if "max-size" in log else None,
+        log_max_file=int(log["max-file"]) if "max-file" in log else None,
+        no_new_privileges=nnp,
+        seccomp_unconfined=seccomp_unconfined,
+    )
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    container = containers.create(options_from_args(args))
+    sys.stdout.write(container.id + "\n")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    options = options_from_args(args)
+    container = containers.create(options)
+    if args.detach:
+        try:
+            lifecycle.start(container.id)
+        except EngineError:
+            _remove_after_failed_start(container, options)
+            raise
+        sys.stdout.write(container.id + "\n")
+        return 0
+    try:
+        code = attach.run_attached(container, interactive=options.interactive, tty=options.tty)
+    except EngineError as exc:
+        _remove_after_failed_start(container, options)
+        code_hint = getattr(exc, "cli_exit_code", None)
+        if code_hint:
+            sys.stderr.write(f"Error: {exc}\n")
+            return int(code_hint)
+        raise
+    if options.auto_remove:
+        _remove_quietly(container.id)
+    return code
+
+
+def _remove_after_failed_start(container: Container, options: opts.ContainerOptions) -> None:
+    if options.auto_remove:
+        _remove_quietly(container.id)
+
+
+def _remove_quietly(container_id: str) -> None:
+    try:
+        lifecycle.remove(container_id, force=True, volumes=True)
+    except ContainerNotFound:
+        pass  # conmon's exit command removed it first
+
+
+def _each(refs: list[str], action) -> int:  # type: ignore[no-untyped-def]
+    failed = False
+    for ref in refs:
+        try:
+            action(ref)
+            sys.stdout.write(ref + "\n")
+        except EngineError as exc:
+            sys.stderr.write(f"Error: {exc}\n")
+            failed = True
+    return 1 if failed else 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    if args.attach:
+        if len(args.containers) != 1:
+            raise InvalidArgument("you cannot start and attach multiple containers at once")
+        container = containers.resolve(args.containers[0])
+        return attach.run_attached(
+            container, interactive=args.interactive, tty=bool(container.config.get("Tty"))
+        )
+    return _each(args.containers, lambda ref: lifecycle.start(ref))
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    return _each(args.containers, lambda ref: lifecycle.stop(ref, timeout=args.timeout, signal=args.signal))
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    return _each(args.containers, lambda ref: lifecycle.restart(ref, timeout=args.timeout))
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    return _each(args.containers, lambda ref: lifecycle.kill(ref, signal=args.signal))
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    return _each(args.containers, lifecycle.pause)
+
+
+def cmd_unpause(args: argparse.Namespace) -> int:
+    return _each(args.containers, lifecycle.unpause)
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    return _each(args.containers, lambda ref: lifecycle.remove(ref, force=args.force, volumes=args.volumes))
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    containers.rename(args.container, args.new_name)
+    return 0
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    failed = False
+    for ref in args.containers:
+        try:
+            sys.stdout.write(f"{lifecycle.wait(ref)}\n")
+            sys.stdout.flush()
+        except EngineError as exc:
+            sys.stderr.write(f"Error: {exc}\n")
+            failed = True
+    return 1 if failed else 0
+
+
+def status_text(c: Container) -> str:
+    if c.state == ContainerState.RUNNING:
+        return f"Up {render.human_duration(_since(c.started_at))}"
+    if c.state == ContainerState.PAUSED:
+        return f"Up {render.human_duration(_since(c.started_at))} (Paused)"
+    if c.state == ContainerState.RESTARTING:
+        return f"Restarting ({c.exit_code}) {render.ago(c.finished_at)}"
+    if c.state == ContainerState.EXITED:
+        return f"Exited ({c.exit_code}) {render.ago(c.finished_at)}"
+    if c.state == ContainerState.CREATED:
+        return "Created"
+    return c.state.capitalize()
+
+
+def _since(when) -> float:  # type: ignore[no-untyped-def]
+    from django.utils import timezone
+
+    return (timezone.now() - when).total_seconds() if when else 0.0
+
+
+def _command_text(c: Container, no_trunc: bool) -> str:
+    text = " ".join((c.config.get("Entrypoint") or []) + (c.config.get("Cmd") or []))
+    if not no_trunc and len(text) > 20:
+        text = text[:19] + "…"
+    return f'"{text}"'
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    last = 1 if args.latest else args.last
+    found = containers.list_containers(all=args.all, filters=parse_filters(args.filter), last=last)
+    found = [lifecycle.refresh(c) for c in found]
+    if not args.all and not args.filter and not last:
+        found = [c for c in found if c.state in lifecycle.ACTIVE]
+    if args.quiet:
+        sys.stdout.write("".join(f"{c.id if args.no_trunc else c.short_id}\n" for c in found))
+        return 0
+    if args.format == "json":
+        render.json_lines(
+            [
+                {
+                    "Command": _command_text(c, True),
+                    "CreatedAt": render.iso(c.created),
+                    "ID": c.short_id,
+                    "Image": c.image_ref,
+                    "Labels": ",".join(f"{k}={v}" for k, v in c.labels.items()),
+                    "Mounts": ",".join(m.source or m.destination for m in c.mounts.all()),
+                    "Names": c.name,
+                    "Ports": "",
+                    "RunningFor": render.ago(c.created),
+                    "State": c.state,
+                    "Status": status_text(c),
+                }
+                for c in found
+            ]
+        )
+        return 0
+    if args.format:
+        raise InvalidArgument(f"unsupported --format {args.format!r} (use json)")
+    render.table(
+        ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
+        [
+            [
+                c.id if args.no_trunc else c.short_id,
+                c.image_ref,
+                _command_text(c, args.no_trunc),
+                render.ago(c.created),
+                status_text(c),
+                "",
+                c.name,
+            ]
+            for c in found
+        ],
+    )
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    if args.format and args.format != "json":
+        raise InvalidArgument(f"unsupported --format {args.format!r} (use json)")
+    render.print_json([containerinfo.inspect(ref) for ref in args.containers])
+    return 0
+
+
+def cmd_inspect_any(args: argparse.Namespace) -> int:
+    from engine.services import images, volumes
+
+    out = []
+    for ref in args.objects:
+        found = None
+        for kind, lookup in (
+            ("container", containerinfo.inspect),
+            ("image", images.inspect),
+            ("volume", volumes.inspect),
+        ):
+            if args.type and args.type != kind:
+                continue
+            try:
+                found = lookup(ref)
+                break
+            except EngineError:
+                continue
+        if found is None:
+            render.print_json(out)
+            raise ContainerNotFound(f"no such object: {ref}")
+        out.append(found)
+    render.print_json(out)
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from engine.cli.args import confirm
+
+    if not confirm(
+        "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?", args.force
+    ):
+        return 1
+    removed = []
+    for c in containers.list_containers(all=True):
+        c = lifecycle.refresh(c)
+        if c.state in (ContainerState.EXITED, ContainerState.CREATED, ContainerState.DEAD):
+            try:
+                lifecycle.remove(c.id)
+                removed.append(c.id)
+            except EngineError:
+                continue
+    if removed:
+        sys.stdout.write("Deleted Containers:\n" + "".join(f"{i}\n" for i in removed) + "\n")
+    sys.stdout.write("Total reclaimed space: 0B\n")
+    return 0
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    rows = [
+        [p.uid, p.pid, p.ppid, "0", p.stime, "?", p.time, p.cmd] for p in containerinfo.top(args.container)
+    ]
+    render.table(["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], rows)
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    refs = args.containers or [c.id for c in containers.list_containers(all=args.all)]
+    previous: dict[str, containerinfo.StatsSample] = {}
+    while True:
+        samples = []
+        for ref in refs:
+            try:
+                samples.append(containerinfo.stats(ref))
+            except ContainerNotFound:
+                if args.containers:
+                    raise
+        if not previous:
+            time.sleep(0.5)  # CPU % needs two samples
+            previous = {s.container_id: s for s in samples}
+            samples = [containerinfo.stats(s.container_id) for s in samples]
+        rows = []
+        for s in samples:
+            before = previous.get(s.container_id)
+            cpu = 0.0
+            if before and s.time > before.time:
+                cpu = (s.cpu_ns - before.cpu_ns) / ((s.time - before.time) * 1e9) * 100
+            mem_pct = (s.memory_usage / s.memory_limit * 100) if s.memory_limit else 0.0
+            rows.append(
+                [
+                    s.container_id[:12],
+                    s.name,
+                    f"{max(cpu, 0):.2f}%",
+                    f"{_binary_size(s.memory_usage)} / {_binary_size(s.memory_limit)}",
+                    f"{mem_pct:.2f}%",
+                    f"{render.human_size(s.net_rx)} / {render.human_size(s.net_tx)}",
+                    f"{render.human_size(s.block_read)} / {render.human_size(s.block_write)}",
+                    str(s.pids),
+                ]
+            )
+        previous = {s.container_id: s for s in samples}
+        if args.format == "json":
+            render.json_lines(
+                [
+                    dict(
+                        zip(
+                            ["ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs"],
+                            r,
+                            strict=True,
+                        )
+                    )
+                    for r in rows
+                ]
+            )
+        else:
+            if not args.no_stream:
+                sys.stdout.write("\x1b[2J\x1b[H")
+            render.table(
+                [
+                    "CONTAINER ID",
+                    "NAME",
+                    "CPU %",
+                    "MEM USAGE / LIMIT",
+                    "MEM %",
+                    "NET I/O",
+                    "BLOCK I/O",
+                    "PIDS",
+                ],
+                rows,
+            )
+        sys.stdout.flush()
+        if args.no_stream:
+            return 0
+        time.sleep(1)
+
+
+def _binary_size(size: float) -> str:
+    units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    i = 0
+    while size >= 1024 and i < len(units) - 1:
+        size /= 1024
+        i += 1
+    return f"{size:.4g}{units[i]}"
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    for kind, path in containerinfo.diff(args.container):
+        sys.stdout.write(f"{kind} {path}\n")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    tail = None if args.tail in ("all", "-1") else int(args.tail)
+    query = containerinfo.LogQuery(
+        follow=args.follow,
+        tail=tail,
+        since=_parse_time(args.since) if args.since else None,
+        until=_parse_time(args.until) if args.until else None,
+    )
+    stop = threading.Event()
+    try:
+        for line in containerinfo.logs(args.container, query, stop=stop):
+            out = sys.stdout.buffer if line.stream == "stdout" else sys.stderr.buffer
+            prefix = (line.time.strftime("%Y-%m-%dT%H:%M:%S.%fZ") + " ").encode() if args.timestamps else b""
+            out.write(prefix + line.data + b"\n")
+            out.flush()
+    finally:
+        stop.set()
+    return 0
+
+
+def _parse_time(value: str):  # type: ignore[no-untyped-def]
+    """Docker's --since/--until: RFC 3339, a Unix timestamp, or a duration such as 10m or 1h30m."""
+    import re
+    from datetime import UTC, datetime, timedelta
+
+    from django.utils.dateparse import parse_datetime
+
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return datetime.fromtimestamp(float(value), UTC)
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?", value)
+    if match and any(match.groups()):
+        h, m, s = (float(x) if x else 0.0 for x in match.groups())
+        return datetime.now(UTC) - timedelta(hours=h, minutes=m, seconds=s)
+    parsed = parse_datetime(value)
+    if parsed is None:
+        raise InvalidArgument(
+            f"invalid time {value!r}: use RFC 3339, a Unix timestamp or a duration like 10m"
+        )
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    if not args.command:
+        raise InvalidArgument("exec needs a command: berth exec CONTAINER COMMAND [ARG…]")
+    request = execs.ExecRequest(
+        command=tuple(args.command),
+        tty=args.tty,
+        interactive=args.interactive,
+        env=tuple(args.env),
+        user=args.user,
+        workdir=args.workdir,
+        detach=args.detach,
+    )
+    return execs.run_attached(args.container, request)
+
+
+def cmd_port(args: argparse.Namespace) -> int:
+    containers.resolve(args.container)
+    return 0
+
+
+def cmd_container_exited(args: argparse.Namespace) -> int:
+    lifecycle.handle_exit(args.container_id)
+    return 0

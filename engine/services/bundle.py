@@ -1,0 +1,286 @@
+"""Turning a container record into a running runc container, and back (internal to the services).
+
+`launch` mounts the rootfs, writes the container's own hosts/hostname/resolv.conf, builds the OCI
+spec and has conmon create the container; every step registers its undo. `teardown` is the
+reverse and is safe to call twice: each step treats "already gone" as done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+from engine import conf
+from engine.errors import InvalidArgument, RuntimeFailure
+from engine.models import Container, Mount
+from engine.runtime import cgroups, conmon, seccomp, spec, users
+from engine.runtime.options import DEFAULT_LOG_MAX_SIZE
+from engine.runtime.runc import ContainerGone, Runc
+from engine.services import imagestore, volumes
+from engine.store import overlay
+from engine.undo import UndoStack
+
+INIT_PATH = "/run/berth-init"
+INIT_BINARIES = ("/usr/bin/tini-static", "/usr/bin/catatonit")
+MANAGE_PY = Path(settings.BASE_DIR) / "manage.py"
+
+
+@dataclass(frozen=True)
+class Paths:
+    bundle: Path
+    rootfs: Path
+    upper: Path
+    work: Path
+    userdata: Path
+    log: Path
+    exit_dir: Path
+    socket_dir: Path
+    pidfile: Path
+    conmon_pidfile: Path
+
+    @property
+    def exit_file(self) -> Path:
+        return self.exit_dir / self.bundle.name
+
+    @property
+    def ctl(self) -> Path:
+        return conmon.ctl_path(self.bundle)
+
+    @property
+    def attach_socket(self) -> Path:
+        return conmon.attach_socket_path(self.bundle)
+
+
+def paths(container_id: str) -> Paths:
+    bundle = conf.containers_dir() / container_id
+    state = conf.run_dir() / "containers" / container_id
+    return Paths(
+        bundle=bundle,
+        rootfs=bundle / "merged",
+        upper=bundle / "upper",
+        work=bundle / "work",
+        userdata=bundle / "userdata",
+        log=bundle / "ctr.log",
+        exit_dir=conf.run_dir() / "exits",
+        socket_dir=conf.run_dir() / "sockets",
+        pidfile=state / "pidfile",
+        conmon_pidfile=state / "conmon.pid",
+    )
+
+
+def runc() -> Runc:
+    return Runc(conf.runtime_binary(), conf.run_dir() / "runc")
+
+
+def launch(container: Container, *, undo: UndoStack) -> conmon.SpawnResult:
+    """Mount, write the spec and create the container through conmon (state `created` in runc)."""
+    p = paths(container.id)
+    for directory in (p.exit_dir, p.socket_dir, p.pidfile.parent, conf.run_dir() / "runc"):
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    p.exit_file.unlink(missing_ok=True)
+    _delete_runc_container(container.id)  # a stale one from a crash would make create fail
+    lowers = imagestore.layer_paths(container.image)
+    p.rootfs.mkdir(mode=0o755, exist_ok=True)
+    if not overlay.is_mounted(p.rootfs):
+        overlay.mount_overlay(lowers, upper=p.upper, work=p.work, target=p.rootfs)
+        undo.push(overlay.unmount, p.rootfs)
+    _write_etc_files(container, p)
+    inp = _spec_input(container, p)
+    host = container.host_config
+    profile = (
+        None
+        if host.get("Privileged") or "seccomp=unconfined" in (host.get("SecurityOpt") or [])
+        else seccomp.default_profile()
+    )
+    document = spec.build_spec(inp, seccomp=profile)
+    _write_atomic(p.bundle / "config.json", json.dumps(document).encode())
+    log_max = int((host.get("LogConfig") or {}).get("Config", {}).get("max-size") or DEFAULT_LOG_MAX_SIZE)
+    result = conmon.spawn(
+        conmon=conf.conmon_binary(),
+        runtime=conf.runtime_binary(),
+        runtime_root=conf.run_dir() / "runc",
+        container_id=container.id,
+        name=container.name,
+        bundle=p.bundle,
+        log_path=p.log,
+        log_max_size=log_max,
+        exit_dir=p.exit_dir,
+        socket_dir=p.socket_dir,
+        pidfile=p.pidfile,
+        conmon_pidfile=p.conmon_pidfile,
+        terminal=bool(container.config.get("Tty")),
+        stdin=bool(container.config.get("OpenStdin")),
+        exit_command=exit_command(container.id),
+    )
+    undo.push(teardown, container.id)
+    return result
+
+
+def exit_command(container_id: str) -> list[str]:
+    """What conmon runs when the container exits: this engine's CLI, with this engine's settings."""
+    env = [
+        f"BERTH_ROOT={conf.root()}",
+        f"BERTH_RUN={conf.run_dir()}",
+        f"BERTH_RUNTIME={conf.runtime_binary()}",
+    ]
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        env.append(f"DATABASE_URL=sqlite://{Path(str(db['NAME'])).resolve()}")
+    elif os.environ.get("DATABASE_URL"):
+        env.append(f"DATABASE_URL={os.environ['DATABASE_URL']}")
+    if os.environ.get("BERTH_SECRET_KEY"):
+        env.append(f"BERTH_SECRET_KEY={os.environ['BERTH_SECRET_KEY']}")
+    return ["/usr/bin/env", *env, sys.executable, str(MANAGE_PY), "berth", "container-exited", container_id]
+
+
+def teardown(container_id: str) -> None:
+    """Delete the runc container, unmount the rootfs and remove the cgroup. Idempotent."""
+    p = paths(container_id)
+    _delete_runc_container(container_id)
+    overlay.unmount(p.rootfs)
+    try:
+        cgroups.remove(container_id)
+    except OSError:
+        pass
+
+
+def _delete_runc_container(container_id: str) -> None:
+    try:
+        runc().delete(container_id, force=True)
+    except ContainerGone:
+        pass
+
+
+def remove_files(container_id: str) -> None:
+    p = paths(container_id)
+    shutil.rmtree(p.pidfile.parent, ignore_errors=True)
+    p.exit_file.unlink(missing_ok=True)
+    shutil.rmtree(p.socket_dir / container_id, ignore_errors=True)
+
+
+def _spec_input(container: Container, p: Paths) -> spec.SpecInput:
+    config = container.config
+    host = container.host_config
+    args = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
+    if not args:
+        raise InvalidArgument(
+            f"no command specified for container {container.name}", hint="give a command after the image"
+        )
+    user = users.resolve_in_rootfs(p.rootfs, config.get("User") or None)
+    mounts = [_mount_spec(m) for m in container.mounts.all()]
+    if host.get("Init"):
+        init = next((b for b in INIT_BINARIES if Path(b).exists()), None)
+        if init is None:
+            raise InvalidArgument(
+                "--init needs tini or catatonit on the host", hint="make setup installs them"
+            )
+        mounts.append(spec.MountSpec(INIT_PATH, "bind", init, ("ro", "bind")))
+        args = [INIT_PATH, "--", *args] if "tini" in init else [INIT_PATH, "--", *args]
+    env = list(config.get("Env") or [])
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={user.home or '/'}")
+    if not any(e.startswith("HOSTNAME=") for e in env):
+        env.append(f"HOSTNAME={_hostname(container)}")
+    network = host.get("NetworkMode", "default")
+    nano = int(host.get("NanoCpus") or 0)
+    pids = host.get("PidsLimit")
+    return spec.SpecInput(
+        args=args,
+        rootfs=str(p.rootfs),
+        env=env,
+        cwd=spec.validate_workdir(config.get("WorkingDir") or "/"),
+        uid=user.uid,
+        gid=user.gid,
+        additional_gids=user.additional_gids,
+        terminal=bool(config.get("Tty")),
+        hostname=_hostname(container),
+        readonly_rootfs=bool(host.get("ReadonlyRootfs")),
+        mounts=mounts,
+        netns_path=spec.HOST_NETNS if network == "host" else None,
+        cgroup_v2=cgroups.detect_mode() == "v2",
+        cap_add=host.get("CapAdd") or (),
+        cap_drop=host.get("CapDrop") or (),
+        privileged=bool(host.get("Privileged")),
+        memory_bytes=int(host.get("Memory") or 0) or None,
+        memory_swap=int(host.get("MemorySwap") or 0) or None,
+        cpu_quota=int(nano / 1e9 * 100_000) if nano else None,
+        cpu_period=100_000 if nano else None,
+        pids_limit=None if pids in (None, -1) else int(pids),
+        no_new_privileges="no-new-privileges:false" not in (host.get("SecurityOpt") or []),
+        cgroups_path=cgroups.cgroups_path_for(container.id),
+        masked_paths=spec.thermal_throttle_paths(),
+        hosts_path=str(p.userdata / "hosts"),
+        hostname_path=str(p.userdata / "hostname"),
+        resolv_conf_path=str(p.userdata / "resolv.conf"),
+    )
+
+
+def _mount_spec(mount: Mount) -> spec.MountSpec:
+    ro = ("ro",) if mount.read_only else ()
+    if mount.kind == Mount.Kind.TMPFS:
+        options = tuple(f"{k}={v}" if v else k for k, v in (mount.options or {}).items())
+        return spec.MountSpec(mount.destination, "tmpfs", "tmpfs", ("nosuid", "nodev", *options, *ro))
+    if mount.kind == Mount.Kind.VOLUME:
+        assert mount.volume is not None
+        return spec.MountSpec(mount.destination, "bind", volumes.mountpoint(mount.volume), ("rbind", *ro))
+    if not Path(mount.source).exists():
+        raise InvalidArgument(f"bind source path does not exist: {mount.source}")
+    return spec.MountSpec(mount.destination, "bind", mount.source, ("rbind", *ro))
+
+
+def _hostname(container: Container) -> str:
+    return container.config.get("Hostname") or container.id[:12]
+
+
+def _write_etc_files(container: Container, p: Paths) -> None:
+    """The container's own /etc files, bind-mounted by the spec; never written into the rootfs (A13)."""
+    p.userdata.mkdir(mode=0o700, exist_ok=True)
+    hostname = _hostname(container)
+    hosts = f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+    _write_atomic(p.userdata / "hostname", f"{hostname}\n".encode(), mode=0o644)
+    _write_atomic(p.userdata / "hosts", hosts.encode(), mode=0o644)
+    _write_atomic(p.userdata / "resolv.conf", _resolv_conf(container).encode(), mode=0o644)
+
+
+def _resolv_conf(container: Container) -> str:
+    try:
+        text = Path("/etc/resolv.conf").read_text()
+    except OSError:
+        text = ""
+    if container.host_config.get("NetworkMode") == "host":
+        return text
+    # Loopback resolvers of the host are unreachable from the container's own network namespace.
+    kept = [line for line in text.splitlines() if not line.strip().startswith("nameserver 127.")]
+    return "\n".join(kept) + "\n"
+
+
+def _write_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def check_exit_reason(message: str) -> int | None:
+    """Docker's exit codes for a command that could not be started: 127 not found, 126 not executable."""
+    lowered = message.lower()
+    if "executable file not found" in lowered or "no such file or directory" in lowered:
+        return 127
+    if "permission denied" in lowered or "is a directory" in lowered:
+        return 126
+    return None
+
+
+__all__ = ["Paths", "RuntimeFailure", "launch", "paths", "runc", "teardown"]

@@ -1,0 +1,271 @@
+"""Reading containers: inspect, logs, top, stats, diff."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from engine.errors import InvalidArgument
+from engine.models import Container, ContainerState
+from engine.runtime import cgroups, logfile
+from engine.services import bundle, containers, imagestore, lifecycle, volumes
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def _iso(when: datetime | None) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if when else ZERO_TIME
+
+
+def get(ref: str) -> Container:
+    """Resolve and reconcile: the state returned is the truth at this moment."""
+    return lifecycle.refresh(containers.resolve(ref))
+
+
+def inspect(ref: str) -> dict[str, Any]:
+    """Docker's `container inspect` shape."""
+    c = get(ref)
+    p = bundle.paths(c.id)
+    mounts = []
+    for m in c.mounts.select_related("volume"):
+        entry: dict[str, Any] = {
+            "Type": m.kind,
+            "Source": volumes.mountpoint(m.volume) if m.volume else m.source,
+            "Destination": m.destination,
+            "Mode": "ro" if m.read_only else "",
+            "RW": not m.read_only,
+            "Propagation": "rprivate" if m.kind != "tmpfs" else "",
+        }
+        if m.volume:
+            entry["Name"] = m.volume.name
+            entry["Driver"] = "local"
+        mounts.append(entry)
+    return {
+        "Id": c.id,
+        "Created": _iso(c.created),
+        "Path": (c.config.get("Entrypoint") or c.config.get("Cmd") or [""])[0],
+        "Args": ((c.config.get("Entrypoint") or []) + (c.config.get("Cmd") or []))[1:],
+        "State": {
+            "Status": c.state,
+            "Running": c.state in (ContainerState.RUNNING, ContainerState.PAUSED),
+            "Paused": c.state == ContainerState.PAUSED,
+            "Restarting": c.state == ContainerState.RESTARTING,
+            "OOMKilled": c.oom_killed,
+            "Dead": c.state == ContainerState.DEAD,
+            "Pid": c.pid if c.state in lifecycle.ACTIVE else 0,
+            "ExitCode": c.exit_code,
+            "Error": c.error,
+            "StartedAt": _iso(c.started_at),
+            "FinishedAt": _iso(c.finished_at),
+        },
+        "Image": c.image_id,
+        "ResolvConfPath": str(p.userdata / "resolv.conf"),
+        "HostnamePath": str(p.userdata / "hostname"),
+        "HostsPath": str(p.userdata / "hosts"),
+        "LogPath": str(p.log),
+        "Name": f"/{c.name}",
+        "RestartCount": c.restart_count,
+        "Driver": "overlay",
+        "Platform": "linux",
+        "HostConfig": c.host_config,
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {
+                "UpperDir": str(p.upper),
+                "WorkDir": str(p.work),
+                "MergedDir": str(p.rootfs),
+                "LowerDir": ":".join(str(x) for x in imagestore.layer_paths(c.image)),
+            },
+        },
+        "Mounts": mounts,
+        "Config": c.config,
+        "NetworkSettings": {"Networks": {c.host_config.get("NetworkMode", "default"): {}}, "Ports": {}},
+    }
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    follow: bool = False
+    tail: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    stdout: bool = True
+    stderr: bool = True
+
+
+def logs(ref: str, query: LogQuery, *, stop: threading.Event | None = None) -> Iterator[logfile.LogLine]:
+    """The container's log lines (across rotated files). With follow, keeps going until it exits or `stop`."""
+    container = containers.resolve(ref)
+    path = bundle.paths(container.id).log
+    streams = [s for s, on in (("stdout", query.stdout), ("stderr", query.stderr)) if on]
+    if not query.follow:
+        yield from logfile.read_log(
+            path, since=query.since, until=query.until, tail=query.tail, streams=streams
+        )
+        return
+    stop = stop or threading.Event()
+    watcher = threading.Thread(target=_stop_when_exited, args=(container, stop), daemon=True)
+    watcher.start()
+    for line in logfile.follow(path, stop=stop, since=query.since, tail=query.tail, streams=streams):
+        if query.until is not None and line.time >= query.until:
+            stop.set()
+            break
+        yield line
+
+
+def _stop_when_exited(container: Container, stop: threading.Event) -> None:
+    """Follow ends when the container is no longer running (after the reader drained the file)."""
+    from django.db import close_old_connections
+
+    try:
+        while not stop.is_set():
+            fresh = Container.objects.filter(id=container.id).first()
+            if fresh is None or fresh.state not in lifecycle.ACTIVE:
+                time.sleep(0.3)  # let the follower read the last lines
+                stop.set()
+                return
+            lifecycle.refresh(fresh)
+            stop.wait(0.25)
+    finally:
+        close_old_connections()
+
+
+@dataclass(frozen=True)
+class Process:
+    uid: str
+    pid: int
+    ppid: int
+    stime: str
+    time: str
+    cmd: str
+
+
+def top(ref: str) -> list[Process]:
+    """The container's processes, as `docker top` shows them (read from /proc of the host)."""
+    container = get(ref)
+    containers.check("top", container)
+    pids = bundle.runc().ps(container.id)
+    clock = os.sysconf("SC_CLK_TCK")
+    boot = _boot_time()
+    out = []
+    for pid in sorted(pids):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b") ", 1)[1].split()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").strip().decode(errors="replace")
+            uid = os.stat(f"/proc/{pid}").st_uid
+        except (OSError, IndexError):
+            continue
+        ppid = int(fields[1])
+        cpu = (int(fields[11]) + int(fields[12])) // clock
+        started = boot + int(fields[19]) / clock
+        out.append(
+            Process(
+                uid=str(uid),
+                pid=pid,
+                ppid=ppid,
+                stime=time.strftime("%H:%M", time.localtime(started)),
+                time=time.strftime("%H:%M:%S", time.gmtime(cpu)),
+                cmd=cmd,
+            )
+        )
+    return out
+
+
+def _boot_time() -> float:
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("btime"):
+                return float(line.split()[1])
+    return 0.0
+
+
+@dataclass(frozen=True)
+class StatsSample:
+    container_id: str
+    name: str
+    time: float
+    cpu_ns: int
+    memory_usage: int
+    memory_limit: int
+    pids: int
+    block_read: int
+    block_write: int
+    net_rx: int
+    net_tx: int
+
+
+def stats(ref: str) -> StatsSample:
+    """One sample of resource use from the container's cgroups (v1 or v2) and its network namespace."""
+    container = get(ref)
+    if container.state not in lifecycle.ACTIVE:
+        return StatsSample(container.id, container.name, time.time(), 0, 0, 0, 0, 0, 0, 0, 0)
+    sample = cgroups.read_stats(container.id)
+    rx, tx = _net_bytes(container.pid)
+    limit = sample.memory_limit or _host_memory()
+    # Docker's "usage" leaves out the inactive page cache, which the kernel reclaims first.
+    usage = max(0, (sample.memory_usage or 0) - (sample.memory_cache or 0))
+    return StatsSample(
+        container.id,
+        container.name,
+        time.time(),
+        sample.cpu_usage_ns or 0,
+        usage,
+        limit,
+        sample.pids_current or 0,
+        sample.blkio_read or 0,
+        sample.blkio_write or 0,
+        rx,
+        tx,
+    )
+
+
+def _net_bytes(pid: int) -> tuple[int, int]:
+    rx = tx = 0
+    try:
+        with open(f"/proc/{pid}/net/dev") as f:
+            for line in f.readlines()[2:]:
+                name, _, data = line.partition(":")
+                if name.strip() == "lo":
+                    continue
+                values = data.split()
+                rx += int(values[0])
+                tx += int(values[8])
+    except (OSError, IndexError, ValueError):
+        pass
+    return rx, tx
+
+
+def _host_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def diff(ref: str) -> list[tuple[str, str]]:
+    """Changes in the container layer: (kind, path) with kind A (added), C (changed) or D (deleted)."""
+    container = containers.resolve(ref)
+    upper = bundle.paths(container.id).upper
+    lowers = imagestore.layer_paths(container.image)
+    if not upper.is_dir():
+        raise InvalidArgument(f"container {container.name} has no layer on disk")
+    changes: list[tuple[str, str]] = []
+    for dirpath, dirnames, filenames in os.walk(upper):
+        rel_dir = os.path.relpath(dirpath, upper)
+        for name in sorted(dirnames + filenames):
+            full = os.path.join(dirpath, name)
+            rel = "/" + os.path.normpath(os.path.join(rel_dir, name)).lstrip("./")
+            st = os.lstat(full)
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                changes.append(("D", rel))
+            elif any(os.path.lexists(Path(lower) / rel.lstrip("/")) for lower in lowers):
+                changes.append(("C", rel))
+            else:
+                changes.append(("A", rel))
+    return sorted(changes, key=lambda c: c[1])

@@ -1,0 +1,371 @@
+"""Containers as records: create, find, list, inspect, rename, remove.
+
+Starting, stopping and the rest of the lifecycle are in services/lifecycle.py; both take the
+container's lock for anything that changes it.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from engine import conf, events, locks
+from engine.errors import AlreadyExists, ContainerNotFound, InvalidArgument, VolumeNotFound
+from engine.models import Container, ContainerState, Mount, Volume
+from engine.runtime import lifecycle as transitions
+from engine.runtime import options as opts
+from engine.runtime import spec as runtime_spec
+from engine.services import images, volumes
+from engine.undo import UndoStack
+
+_ADJECTIVES = (
+    "brave calm eager fervent gallant happy jolly keen lucid merry nifty proud quirky serene sharp "
+    "stoic sweet tender trusting upbeat vibrant wizardly youthful zealous bold clever dreamy elastic"
+).split()
+_NAMES = (
+    "archimedes babbage curie darwin einstein fermi galileo hopper hypatia johnson kepler lovelace "
+    "meitner newton noether pascal ritchie shannon thompson torvalds turing wozniak yalow lamarr"
+).split()
+
+
+def container_dir(container_id: str) -> Path:
+    return conf.containers_dir() / container_id
+
+
+def resolve(ref: str) -> Container:
+    """Find a container by full ID, name, or unique ID prefix; raise ContainerNotFound otherwise."""
+    ref = ref.strip().lstrip("/")
+    if not ref:
+        raise InvalidArgument("container name or ID is empty")
+    found = Container.objects.filter(id=ref).first() or Container.objects.filter(name=ref).first()
+    if found is not None:
+        return found
+    if all(c in "0123456789abcdef" for c in ref):
+        matches = list(Container.objects.filter(id__startswith=ref)[:2])
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidArgument(f"container ID prefix {ref} is ambiguous: give more characters")
+    raise ContainerNotFound(f"no such container: {ref}")
+
+
+def _generate_name() -> str:
+    for _ in range(20):
+        name = f"{random.choice(_ADJECTIVES)}_{random.choice(_NAMES)}"
+        if not Container.objects.filter(name=name).exists():
+            return name
+    return f"{random.choice(_ADJECTIVES)}_{random.choice(_NAMES)}{random.randint(1, 9999)}"
+
+
+def create(options: opts.ContainerOptions) -> Container:
+    """Create a container (not started). Validates everything first; leaves nothing behind on failure."""
+    image = images.resolve(options.image)
+    name = opts.validate_name(options.name) if options.name else _generate_name()
+    existing = Container.objects.filter(name=name).first()
+    if existing is not None:
+        raise AlreadyExists(
+            f'the container name "/{name}" is already in use by container {existing.short_id}',
+            hint="remove or rename that container to reuse the name",
+        )
+    _validate(options)
+    image_config = image.config.get("config") or {}
+    config = _config(options, image_config)
+    host_config = _host_config(options)
+    container_id = secrets.token_hex(32)
+    directory = container_dir(container_id)
+    with UndoStack() as undo:
+        conf.ensure_dirs()
+        for sub in ("upper", "work", "merged", "userdata"):
+            (directory / sub).mkdir(mode=0o700, parents=True)
+        (directory / "upper").chmod(0o755)
+        undo.push(shutil.rmtree, directory, True)
+        mount_rows = _prepare_mounts(options, image_config, undo)
+        try:
+            with transaction.atomic():
+                container = Container.objects.create(
+                    id=container_id,
+                    name=name,
+                    image=image,
+                    image_ref=options.image,
+                    config=config,
+                    host_config=host_config,
+                    labels=dict(config.get("Labels") or {}),
+                    state=ContainerState.CREATED,
+                    created_by=events.current_actor(),
+                )
+                for row in mount_rows:
+                    row.container = container
+                Mount.objects.bulk_create(mount_rows)
+        except IntegrityError:
+            raise AlreadyExists(f'the container name "/{name}" is already in use') from None
+    events.record(
+        "container", "create", object_id=container.id, object_name=name, attributes={"image": options.image}
+    )
+    return container
+
+
+def _validate(options: opts.ContainerOptions) -> None:
+    if options.auto_remove and options.restart.name != "no":
+        raise InvalidArgument("conflicting options: --restart and --rm cannot be used together")
+    if options.workdir:
+        runtime_spec.validate_workdir(options.workdir)
+    for cap in (*options.cap_add, *options.cap_drop):
+        runtime_spec.normalize_cap(cap)
+    if options.network not in ("default", "none", "host"):
+        raise InvalidArgument(f"network {options.network!r} not found (use none or host)")
+    seen: set[str] = set()
+    for mount in options.mounts:
+        runtime_spec.validate_destination(mount.destination)
+        if mount.destination in seen:
+            raise InvalidArgument(f"duplicate mount point: {mount.destination}")
+        seen.add(mount.destination)
+        if mount.kind == "bind":
+            _check_bind_source(mount.source)
+        if mount.kind == "volume" and mount.source:
+            volumes.validate_name(mount.source)
+    if options.memory is not None and options.memory < 6 << 20:
+        raise InvalidArgument("minimum memory limit allowed is 6MB")
+    if options.pids_limit is not None and options.pids_limit == 0:
+        raise InvalidArgument("invalid --pids-limit 0: use -1 for unlimited")
+    if options.stop_timeout is not None and options.stop_timeout < -1:
+        raise InvalidArgument("invalid --stop-timeout: must be -1 or more")
+    if options.stop_signal:
+        opts.parse_signal(options.stop_signal)
+
+
+def _check_bind_source(source: str) -> None:
+    path = Path(source)
+    if path != Path(*path.parts) or ".." in path.parts:
+        raise InvalidArgument(f"bind source {source} must be a clean absolute path")
+    allow = conf.bind_allow()
+    if allow and not any(path == a or a in path.parents for a in allow):
+        raise InvalidArgument(
+            f"bind source {source} is outside the allowed host paths",
+            hint="BERTH_BIND_ALLOW lists the host paths that bind mounts may use",
+        )
+    if not path.exists():
+        raise InvalidArgument(f"bind source path does not exist: {source}")
+
+
+def _config(options: opts.ContainerOptions, image_config: dict[str, Any]) -> dict[str, Any]:
+    env = _merge_env(list(image_config.get("Env") or []), list(options.env))
+    labels = {**(image_config.get("Labels") or {}), **options.labels}
+    entrypoint = (
+        list(options.entrypoint) if options.entrypoint is not None else image_config.get("Entrypoint")
+    )
+    if options.entrypoint is not None and options.command is None:
+        cmd = None  # a new entrypoint resets the image's Cmd, as Docker does
+    else:
+        cmd = list(options.command) if options.command is not None else image_config.get("Cmd")
+    if entrypoint == [""]:
+        entrypoint = None
+    stop_timeout = options.stop_timeout
+    return {
+        "Hostname": options.hostname or "",
+        "User": options.user if options.user is not None else image_config.get("User", ""),
+        "Env": env,
+        "Cmd": cmd,
+        "Entrypoint": entrypoint,
+        "WorkingDir": options.workdir or image_config.get("WorkingDir") or "",
+        "Labels": labels,
+        "Image": options.image,
+        "Tty": options.tty,
+        "OpenStdin": options.interactive,
+        "StdinOnce": options.interactive,
+        "AttachStdin": options.interactive,
+        "StopSignal": options.stop_signal or image_config.get("StopSignal") or "SIGTERM",
+        "StopTimeout": stop_timeout if stop_timeout is not None else opts.DEFAULT_STOP_TIMEOUT,
+        "Volumes": image_config.get("Volumes") or None,
+        "ExposedPorts": image_config.get("ExposedPorts") or None,
+    }
+
+
+def _merge_env(base: list[str], extra: list[str]) -> list[str]:
+    merged: dict[str, str] = {}
+    for item in base + extra:
+        key, _, _ = item.partition("=")
+        merged[key] = item
+    return list(merged.values())
+
+
+def _host_config(options: opts.ContainerOptions) -> dict[str, Any]:
+    nano_cpus = int(options.cpus * 1e9) if options.cpus else 0
+    return {
+        "NetworkMode": options.network,
+        "RestartPolicy": {
+            "Name": options.restart.name,
+            "MaximumRetryCount": options.restart.maximum_retry_count,
+        },
+        "AutoRemove": options.auto_remove,
+        "Memory": options.memory or 0,
+        "MemorySwap": options.memory_swap or 0,
+        "NanoCpus": nano_cpus,
+        "PidsLimit": options.pids_limit
+        if options.pids_limit is not None
+        else runtime_spec.DEFAULT_PIDS_LIMIT,
+        "ReadonlyRootfs": options.read_only,
+        "CapAdd": [runtime_spec.normalize_cap(c) for c in options.cap_add] or None,
+        "CapDrop": [runtime_spec.normalize_cap(c) for c in options.cap_drop] or None,
+        "Privileged": options.privileged,
+        "Init": options.init,
+        "SecurityOpt": (["no-new-privileges:false"] if not options.no_new_privileges else [])
+        + (["seccomp=unconfined"] if options.seccomp_unconfined else []),
+        "LogConfig": {
+            "Type": "k8s-file",
+            "Config": {
+                "max-size": str(options.log_max_size or opts.DEFAULT_LOG_MAX_SIZE),
+                "max-file": str(options.log_max_file or opts.DEFAULT_LOG_MAX_FILE),
+            },
+        },
+        "Binds": [
+            f"{m.source}:{m.destination}{':ro' if m.read_only else ''}"
+            for m in options.mounts
+            if m.kind == "bind"
+        ]
+        or None,
+        "Tmpfs": {
+            m.destination: ",".join(k + (f"={v}" if v else "") for k, v in m.options)
+            for m in options.mounts
+            if m.kind == "tmpfs"
+        }
+        or None,
+    }
+
+
+def _prepare_mounts(
+    options: opts.ContainerOptions, image_config: dict[str, Any], undo: UndoStack
+) -> list[Mount]:
+    """Mount rows for the request plus the image's declared volumes; creates volumes as needed."""
+    rows: list[Mount] = []
+    requested = {m.destination for m in options.mounts}
+    implicit = [
+        opts.MountRequest("volume", path)
+        for path in sorted((image_config.get("Volumes") or {}).keys())
+        if path not in requested
+    ]
+    for request in (*options.mounts, *implicit):
+        runtime_spec.validate_destination(request.destination)
+        if request.kind == "volume":
+            volume = _volume_for(request.source, undo)
+            rows.append(
+                Mount(
+                    kind=Mount.Kind.VOLUME,
+                    source=volume.name,
+                    destination=request.destination,
+                    volume=volume,
+                    read_only=request.read_only,
+                )
+            )
+        else:
+            rows.append(
+                Mount(
+                    kind=request.kind,
+                    source=request.source,
+                    destination=request.destination,
+                    read_only=request.read_only,
+                    options=dict(request.options),
+                )
+            )
+    return rows
+
+
+def _volume_for(name: str, undo: UndoStack) -> Volume:
+    if name:
+        try:
+            return volumes.get(name)
+        except VolumeNotFound:
+            pass
+    volume = volumes.create(name or None)
+    if not name or volume.name != name or volume.created_by:
+        undo.push(_remove_volume_quietly, volume.name)
+    return volume
+
+
+def _remove_volume_quietly(name: str) -> None:
+    try:
+        volumes.remove(name, force=True)
+    except Exception:  # noqa: BLE001 — best effort while undoing a failed create
+        pass
+
+
+def rename(ref: str, new_name: str) -> Container:
+    new_name = opts.validate_name(new_name)
+    container = resolve(ref)
+    with locks.locked("container", container.id):
+        container.refresh_from_db()
+        if container.name == new_name:
+            raise InvalidArgument(f"renaming a container with the same name as its current name: {new_name}")
+        if Container.objects.filter(name=new_name).exists():
+            raise AlreadyExists(f'the container name "/{new_name}" is already in use')
+        old = container.name
+        container.name = new_name
+        try:
+            container.save(update_fields=["name"])
+        except IntegrityError:
+            raise AlreadyExists(f'the container name "/{new_name}" is already in use') from None
+    events.record(
+        "container", "rename", object_id=container.id, object_name=new_name, attributes={"old": old}
+    )
+    return container
+
+
+def list_containers(
+    *, all: bool = False, filters: dict[str, list[str]] | None = None, last: int = 0
+) -> list[Container]:
+    """`ps`: running containers (all with all=True), newest first, filtered like docker ps --filter."""
+    filters = filters or {}
+    known = {"status", "name", "label", "ancestor", "id", "exited"}
+    for key in filters:
+        if key not in known:
+            raise InvalidArgument(f"invalid filter {key!r} (use {', '.join(sorted(known))})")
+    qs = Container.objects.select_related("image").prefetch_related("mounts").order_by("-created")
+    if not all and not filters.get("status") and not last:
+        qs = qs.filter(state__in=[ContainerState.RUNNING, ContainerState.PAUSED, ContainerState.RESTARTING])
+    statuses = filters.get("status", [])
+    for status in statuses:
+        if status not in ContainerState.values:
+            raise InvalidArgument(
+                f"invalid filter status={status!r} (use {', '.join(ContainerState.values)})"
+            )
+    if statuses:
+        qs = qs.filter(state__in=statuses)
+    for value in filters.get("id", []):
+        qs = qs.filter(id__startswith=value)
+    for value in filters.get("exited", []):
+        qs = qs.filter(
+            state=ContainerState.EXITED, exit_code=int(value) if value.lstrip("-").isdigit() else -999
+        )
+    result = list(qs[:last] if last else qs)
+    for value in filters.get("name", []):
+        result = [c for c in result if value.lstrip("/") in c.name]
+    for value in filters.get("label", []):
+        key, sep, want = value.partition("=")
+        result = [c for c in result if key in c.labels and (not sep or c.labels[key] == want)]
+    for value in filters.get("ancestor", []):
+        try:
+            image = images.resolve(value)
+        except Exception:  # noqa: BLE001 — an unknown ancestor simply matches nothing
+            result = []
+            continue
+        result = [c for c in result if c.image_id == image.id]
+    return result
+
+
+def remove_records(container: Container, *, remove_volumes: bool) -> None:
+    """Delete the container's rows and directory, and its anonymous volumes when asked (runtime already cleaned up)."""
+    anonymous = list(container.mounts.filter(volume__anonymous=True).values_list("volume__name", flat=True))
+    directory = container_dir(container.id)
+    container.delete()
+    shutil.rmtree(directory, ignore_errors=True)
+    if remove_volumes:
+        for name in anonymous:
+            _remove_volume_quietly(name)
+
+
+def check(action: str, container: Container) -> None:
+    transitions.check(action, container.state, container.name)

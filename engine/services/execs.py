@@ -1,0 +1,230 @@
+"""Exec: run another process in a running container, with or without a pseudo-terminal.
+
+The process gets the container's own process settings (capabilities, rlimits, no-new-privileges,
+seccomp via the container config) with only args, env, cwd, user and terminal replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.utils import timezone
+
+from engine import conf, events
+from engine.errors import InvalidArgument, RuntimeFailure
+from engine.models import Container, ExecSession
+from engine.runtime import runc as runc_mod
+from engine.runtime import spec, users
+from engine.services import bundle, containerinfo, containers
+
+
+@dataclass(frozen=True)
+class ExecRequest:
+    command: tuple[str, ...]
+    tty: bool = False
+    interactive: bool = False
+    env: tuple[str, ...] = ()
+    user: str | None = None
+    workdir: str | None = None
+    detach: bool = False
+
+
+@dataclass
+class Terminal:
+    """A live exec with a pseudo-terminal: the caller owns `master_fd` and must call `close_session`."""
+
+    session_id: str
+    container_id: str
+    master_fd: int
+    pid: int
+
+
+def _exec_dir(container_id: str) -> Path:
+    directory = conf.run_dir() / "containers" / container_id / "exec"
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return directory
+
+
+def _prepare(container: Container, request: ExecRequest, session_id: str) -> Path:
+    if not request.command:
+        raise InvalidArgument("exec needs a command")
+    p = bundle.paths(container.id)
+    try:
+        process = json.loads((p.bundle / "config.json").read_text())["process"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise RuntimeFailure(f"container {container.name} has no runtime config: {exc}") from exc
+    config = container.config
+    who = users.resolve_in_rootfs(
+        p.rootfs, request.user if request.user is not None else (config.get("User") or None)
+    )
+    env = dict(e.partition("=")[::2] for e in process.get("env", []))
+    for item in request.env:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise InvalidArgument(f"invalid environment variable {item!r}")
+        env[key] = value if sep else os.environ.get(key, "")
+    if request.tty:
+        env.setdefault("TERM", "xterm")
+    process.update(
+        {
+            "args": list(request.command),
+            "env": [f"{k}={v}" for k, v in env.items()],
+            "cwd": spec.validate_workdir(request.workdir or config.get("WorkingDir") or "/"),
+            "terminal": request.tty,
+            "user": {"uid": who.uid, "gid": who.gid, "additionalGids": list(who.additional_gids)},
+        }
+    )
+    process.pop("consoleSize", None)
+    path = _exec_dir(container.id) / f"{session_id}.json"
+    path.write_text(json.dumps(process))
+    return path
+
+
+def _running(ref: str) -> Container:
+    container = containerinfo.get(ref)
+    containers.check("exec", container)
+    return container
+
+
+def _record(container: Container, session_id: str, request: ExecRequest, pid: int = 0) -> ExecSession:
+    session = ExecSession.objects.create(
+        id=session_id,
+        container=container,
+        command=list(request.command),
+        user=request.user or "",
+        tty=request.tty,
+        pid=pid,
+        created_by=events.current_actor(),
+    )
+    events.record(
+        "container",
+        "exec_start",
+        object_id=container.id,
+        object_name=container.name,
+        attributes={"exec": session_id, "command": " ".join(request.command)},
+    )
+    return session
+
+
+def _finish(session_id: str, exit_code: int | None) -> None:
+    ExecSession.objects.filter(id=session_id).update(ended_at=timezone.now(), exit_code=exit_code)
+    session = ExecSession.objects.filter(id=session_id).select_related("container").first()
+    if session:
+        events.record(
+            "container",
+            "exec_die",
+            object_id=session.container_id,
+            object_name=session.container.name,
+            attributes={"exec": session_id, "exitCode": str(exit_code)},
+        )
+
+
+def run_attached(ref: str, request: ExecRequest, *, stdin: int = 0, stdout: int = 1, stderr: int = 2) -> int:
+    """Run in the foreground with the given fds as stdio (runc handles -t itself); return the exit code."""
+    container = _running(ref)
+    session_id = secrets.token_hex(32)
+    process_json = _prepare(container, request, session_id)
+    _record(container, session_id, request)
+    try:
+        code = bundle.runc().exec(
+            container.id,
+            process_json=process_json,
+            detach=request.detach,
+            stdin=stdin
+            if (request.interactive or request.tty) and not request.detach
+            else subprocess.DEVNULL,
+            stdout=stdout if not request.detach else subprocess.DEVNULL,
+            stderr=stderr if not request.detach else subprocess.DEVNULL,
+            timeout=None,
+        )
+    finally:
+        process_json.unlink(missing_ok=True)
+    if request.detach:
+        return 0
+    if code in (126, 127) or code == 255:
+        code = _explain_failure(code)
+    _finish(session_id, code)
+    return code
+
+
+def _explain_failure(code: int) -> int:
+    return code
+
+
+def open_terminal(ref: str, request: ExecRequest) -> Terminal:
+    """Start an exec with a pseudo-terminal and return its master fd (for the dashboard's terminal)."""
+    container = _running(ref)
+    session_id = secrets.token_hex(32)
+    tty_request = ExecRequest(
+        command=request.command,
+        tty=True,
+        interactive=True,
+        env=request.env,
+        user=request.user,
+        workdir=request.workdir,
+    )
+    process_json = _prepare(container, tty_request, session_id)
+    directory = _exec_dir(container.id)
+    pid_file = directory / f"{session_id[:12]}.pid"
+    socket_path = directory / f"{session_id[:12]}.sock"
+    try:
+        with runc_mod.ConsoleSocket(socket_path) as console:
+            proc = subprocess.Popen(
+                [
+                    bundle.runc().binary,
+                    *runc_mod.exec_argv(
+                        bundle.runc().root,
+                        container.id,
+                        process_json=process_json,
+                        pid_file=pid_file,
+                        console_socket=console.runc_path,
+                        detach=True,
+                    ),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                close_fds=True,
+                pass_fds=(),
+            )
+            try:
+                master = console.receive(timeout=10)
+            except RuntimeFailure:
+                _, err = proc.communicate(timeout=10)
+                raise RuntimeFailure(
+                    f"exec in {container.name} failed: {err.decode(errors='replace').strip()}"
+                ) from None
+            _, err = proc.communicate(timeout=10)
+            if proc.returncode != 0:
+                os.close(master)
+                raise RuntimeFailure(
+                    f"exec in {container.name} failed: {err.decode(errors='replace').strip()}"
+                )
+    finally:
+        process_json.unlink(missing_ok=True)
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        pid = 0
+    pid_file.unlink(missing_ok=True)
+    _record(container, session_id, tty_request, pid)
+    return Terminal(session_id=session_id, container_id=container.id, master_fd=master, pid=pid)
+
+
+def close_session(terminal: Terminal) -> None:
+    """End a terminal session: close the pty and make sure its process is gone."""
+    try:
+        os.close(terminal.master_fd)
+    except OSError:
+        pass
+    if terminal.pid > 0:
+        try:
+            os.kill(terminal.pid, 9)
+        except ProcessLookupError:
+            pass
+    _finish(terminal.session_id, None)

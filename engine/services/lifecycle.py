@@ -1,0 +1,445 @@
+"""The container lifecycle: start, stop, restart, kill, pause, unpause, wait, remove, and exits.
+
+Every call: resolve, take the container's lock, reconcile with runc and conmon's exit file, check
+the move against runtime/lifecycle.py, do the work under an undo stack, then save the new state
+through `_transition` (the one place that assigns a state) which also records the event.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal as signals
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.utils import timezone
+
+from engine import events, locks
+from engine.errors import InvalidState, RuntimeFailure
+from engine.models import Container, ContainerState
+from engine.runtime import cgroups, conmon
+from engine.runtime.options import DEFAULT_STOP_TIMEOUT, parse_signal, signal_name
+from engine.runtime.runc import ContainerGone
+from engine.services import bundle, containers
+from engine.undo import UndoStack
+
+logger = logging.getLogger(__name__)
+
+ACTIVE = (ContainerState.RUNNING, ContainerState.PAUSED, ContainerState.RESTARTING)
+POLL = 0.005
+
+
+def _transition(container: Container, state: str, *, action: str | None, **fields: Any) -> None:
+    """Save a new state (and fields) and record the event: the only place a state is assigned."""
+    container.state = state
+    for key, value in fields.items():
+        setattr(container, key, value)
+    container.save(update_fields=["state", *fields.keys()])
+    if action:
+        attributes = {"state": state}
+        if action == "die":
+            attributes["exitCode"] = str(container.exit_code)
+        events.record(
+            "container", action, object_id=container.id, object_name=container.name, attributes=attributes
+        )
+
+
+# -- reconciliation -----------------------------------------------------------------------------
+
+
+def reconcile(container: Container) -> Container:
+    """Bring the record in line with reality (call with the lock held, or accept a racy read)."""
+    if container.state not in ACTIVE and container.state != ContainerState.CREATED:
+        return container
+    p = bundle.paths(container.id)
+    code = conmon.read_exit_code(p.exit_dir, container.id)
+    if code is not None and container.state in ACTIVE:
+        _finish(container, code)
+        return container
+    if container.state in ACTIVE and not _alive(container.pid) and not _alive(container.conmon_pid):
+        # Neither the process nor its supervisor is left, and no exit file was written.
+        _finish(container, 255, error="the container process vanished without an exit status")
+        return container
+    if container.state in (ContainerState.RUNNING, ContainerState.PAUSED):
+        state = _runc_status(container.id)
+        if state == "paused" and container.state != ContainerState.PAUSED:
+            _transition(container, ContainerState.PAUSED, action="pause")
+        elif state == "running" and container.state == ContainerState.PAUSED:
+            _transition(container, ContainerState.RUNNING, action="unpause")
+    return container
+
+
+def _runc_status(container_id: str) -> str | None:
+    try:
+        state = bundle.runc().state(container_id)
+    except RuntimeFailure:
+        return None
+    return state.status if state else None
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); it has exited for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().split(b") ", 1)[1][:1] != b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _finish(container: Container, code: int, *, error: str = "") -> None:
+    """Record an exit and tear the runtime down (rootfs unmounted, runc container deleted)."""
+    oom = False
+    try:
+        oom = cgroups.oom_killed(container.id)
+    except OSError:
+        pass
+    bundle.teardown(container.id)
+    _transition(
+        container,
+        ContainerState.EXITED,
+        action="die",
+        exit_code=code,
+        oom_killed=oom,
+        error=error,
+        pid=0,
+        conmon_pid=0,
+        finished_at=timezone.now(),
+    )
+    if oom:
+        events.record("container", "oom", object_id=container.id, object_name=container.name)
+
+
+def refresh(container: Container) -> Container:
+    """Reconcile under the lock when the record says the container is active (cheap otherwise)."""
+    if container.state not in ACTIVE:
+        return container
+    with locks.locked("container", container.id):
+        container.refresh_from_db()
+        return reconcile(container)
+
+
+# -- start --------------------------------------------------------------------------------------
+
+
+def start(ref: str, *, before_start: Callable[[bundle.Paths], None] | None = None) -> Container:
+    """Start a created or exited container. `before_start` runs between create and start (attach)."""
+    container = containers.resolve(ref)
+    with locks.locked("container", container.id):
+        container.refresh_from_db()
+        reconcile(container)
+        if container.state in (ContainerState.RUNNING,):
+            return container  # docker start of a running container is not an error
+        containers.check("start", container)
+        _start_locked(container, before_start=before_start, action="start")
+    return container
+
+
+def _start_locked(
+    container: Container, *, before_start: Callable[[bundle.Paths], None] | None, action: str
+) -> None:
+    with UndoStack() as undo:
+        try:
+            spawned = bundle.launch(container, undo=undo)
+        except RuntimeFailure as exc:
+            code = bundle.check_exit_reason(str(exc))
+            if code is not None:
+                container.exit_code = code
+                container.error = _clean_error(str(exc))
+                container.save(update_fields=["exit_code", "error"])
+                exc.cli_exit_code = code  # type: ignore[attr-defined]
+            raise
+        if before_start is not None:
+            before_start(bundle.paths(container.id))
+        bundle.runc().start(container.id)
+        _transition(
+            container,
+            ContainerState.RUNNING,
+            action=action,
+            pid=spawned.pid,
+            conmon_pid=spawned.conmon_pid,
+            started_at=timezone.now(),
+            exit_code=0,
+            oom_killed=False,
+            error="",
+            stopped_by_user=False,
+        )
+
+
+def _clean_error(message: str) -> str:
+    marker = "unable to start container process: "
+    return message.split(marker, 1)[1].strip() if marker in message else message.strip()
+
+
+# -- stop, kill, restart -------------------------------------------------------------------------
+
+
+def stop(ref: str, *, timeout: int | None = None, signal: str | None = None) -> Container:
+    """Send the stop signal, then SIGKILL after `timeout` seconds (the container's StopTimeout by default)."""
+    container = containers.resolve(ref)
+    with locks.locked("container", container.id):
+        container.refresh_from_db()
+        reconcile(container)
+        container.stopped_by_user = True
+        container.save(update_fields=["stopped_by_user"])
+        if container.state not in ACTIVE:
+            return container
+        _stop_locked(container, timeout=timeout, signal=signal)
+        events.record("container", "stop", object_id=container.id, object_name=container.name)
+    return container
+
+
+def _stop_locked(container: Container, *, timeout: int | None, signal: str | None) -> None:
+    stop_signal = parse_signal(signal or container.config.get("StopSignal") or "SIGTERM")
+    if timeout is None:
+        timeout = container.config.get("StopTimeout")
+        timeout = DEFAULT_STOP_TIMEOUT if timeout is None else int(timeout)
+    paused = container.state == ContainerState.PAUSED
+    if timeout != 0:
+        _signal(container, stop_signal)
+        if paused:
+            _resume_quietly(container)
+        if _wait_exit(container, timeout if timeout >= 0 else None):
+            return
+        logger.warning(
+            "StopSignal %s failed to stop container %s in %s seconds, resorting to SIGKILL",
+            signal_name(stop_signal),
+            container.name,
+            timeout,
+        )
+    _signal(container, signals.SIGKILL, all=True)
+    if paused:
+        _resume_quietly(container)
+    if not _wait_exit(container, 10):
+        raise RuntimeFailure(f"container {container.name} did not exit after SIGKILL")
+
+
+def _signal(container: Container, number: int, *, all: bool = False) -> None:
+    try:
+        bundle.runc().kill(container.id, number, all=all)
+    except ContainerGone:
+        pass
+    except RuntimeFailure:
+        if _alive(container.pid):
+            raise
+
+
+def _resume_quietly(container: Container) -> None:
+    try:
+        bundle.runc().resume(container.id)
+    except RuntimeFailure:
+        pass
+
+
+def _wait_exit(container: Container, timeout: float | None) -> bool:
+    """Wait for the exit file (or for the process to vanish), then record the exit. False on timeout."""
+    p = bundle.paths(container.id)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        code = conmon.read_exit_code(p.exit_dir, container.id)
+        if code is not None:
+            _finish(container, code)
+            return True
+        if not _alive(container.pid):
+            # conmon writes the exit file right after reaping; give it a moment, unless it is gone.
+            for _ in range(200):
+                code = conmon.read_exit_code(p.exit_dir, container.id)
+                if code is not None or not _alive(container.conmon_pid):
+                    break
+                time.sleep(POLL)
+            _finish(container, code if code is not None else 137)
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL)
+
+
+def kill(ref: str, *, signal: str = "KILL") -> Container:
+    """Send a signal to the container's main process. An explicit kill never triggers the restart policy."""
+    number = parse_signal(signal)
+    container = containers.resolve(ref)
+    with locks.locked("container", container.id):
+        container.refresh_from_db()
+        reconcile(container)
+        containers.check("kill", container)
+        container.stopped_by_user = True
+        container.save(update_fields=["stopped_by_user"])
+        _signal(container, number)
+        events.record(
+            "container",
+            "kill",
+            object_id=container.id,
+            object_name=container.name,
+            attributes={"signal": signal_name(number)},
+        )
+        if number == signals.SIGKILL:
+            _wait_exit(container, 10)
+    return container
+
+
+def restart(ref: str, *, timeout: int | None = None) -> Container:
+    container = containers.resolve(ref)
+    with locks.locked("container", container.id):
+        container.refresh_from_db()
+        reconcile(container)
+        if container.state == ContainerState.PAUSED:
+            raise InvalidState(f"container {container.name} is paused", hint="unpause it first")
+        if container.state in ACTIVE:
+            _stop_locked(container, timeout=timeout, signal=None)
+        _start_locked(container, before_start=None, action="restart")
+    return container
+
+
+def pause(ref: str) -> Container:
+    container = containers.resolve(ref)
+    with locks.locked("container", container.id):
+        container.refresh_from_db()
+        reconcile(container)
+        containers.check("pause", container)
+        bundle.runc().pause(container.id)
+        _transition(container, ContainerState.PAUSED, action="pause")
+    return container
+
+
+def unpause(ref: str) -> Container:
+    container = containers.resolve(ref)
+    with locks.locked("container", container.id):
+        container.refresh_from_db()
+        reconcile(container)
+        containers.check("unpause", container)
+        bundle.runc().resume(container.id)
+        _transition(container, ContainerState.RUNNING, action="unpause")
+    return container
+
+
+# -- wait, exit, remove ---------------------------------------------------------------------------
+
+
+def wait(ref: str, *, timeout: float | None = None) -> int:
+    """Block until the container is not running; return its exit code."""
+    container = containers.resolve(ref)
+    p = bundle.paths(container.id)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        if not Container.objects.filter(pk=container.pk).exists():
+            return _last_exit_code(container)  # removed meanwhile (--rm): its die event has the code
+        container.refresh_from_db()
+        if container.state not in ACTIVE:
+            return container.exit_code
+        if conmon.read_exit_code(p.exit_dir, container.id) is not None or not _alive(container.pid):
+            container = refresh(container)
+            if container.state not in ACTIVE:
+                return container.exit_code
+        if deadline is not None and time.monotonic() > deadline:
+            raise RuntimeFailure(f"timed out waiting for container {container.name}")
+        time.sleep(0.01)
+
+
+def _last_exit_code(container: Container) -> int:
+    from engine.models import Event
+
+    event = Event.objects.filter(object_id=container.id, action="die").order_by("-time", "-id").first()
+    try:
+        return int((event.attributes or {}).get("exitCode")) if event else container.exit_code
+    except (TypeError, ValueError):
+        return container.exit_code
+
+
+def handle_exit(container_id: str) -> None:
+    """conmon's exit command: record the exit, then apply --rm or the restart policy.
+
+    Runs in a fresh process, possibly with no Berth server alive, so it must do everything itself.
+    """
+    container = Container.objects.filter(id=container_id).first()
+    if container is None:
+        bundle.teardown(container_id)  # removed meanwhile (rm -f): only the runtime is left
+        return
+    with locks.locked("container", container.id):
+        container.refresh_from_db()
+        if container.state in ACTIVE:
+            reconcile(container)
+        if container.state != ContainerState.EXITED:
+            return
+        if container.host_config.get("AutoRemove"):
+            if not locks.is_held("attached", container.id):  # else the attached client removes it
+                _remove_locked(container, volumes=True)
+            return
+        if should_restart(container):
+            _transition(
+                container, ContainerState.RESTARTING, action=None, restart_count=container.restart_count + 1
+            )
+            try:
+                _start_locked(container, before_start=None, action="restart")
+            except Exception as exc:  # noqa: BLE001 — a failed restart must leave a truthful record
+                _transition(container, ContainerState.EXITED, action="die", error=str(exc)[:2000])
+
+
+def should_restart(container: Container) -> bool:
+    policy = container.host_config.get("RestartPolicy") or {}
+    name = policy.get("Name", "no")
+    if container.stopped_by_user or name in ("", "no"):
+        return False
+    if name in ("always", "unless-stopped"):
+        return True
+    if name == "on-failure" and container.exit_code != 0:
+        limit = int(policy.get("MaximumRetryCount") or 0)
+        return limit == 0 or container.restart_count < limit
+    return False
+
+
+def remove(ref: str, *, force: bool = False, volumes: bool = False) -> Container:
+    """Remove a container; a running one needs force (it is killed first). Leaves nothing behind."""
+    container = containers.resolve(ref)
+    with locks.locked("container", container.id):
+        container.refresh_from_db()
+        reconcile(container)
+        if container.state in ACTIVE:
+            if not force:
+                containers.check("remove", container)
+            container.stopped_by_user = True
+            _signal(container, signals.SIGKILL, all=True)
+            if container.state == ContainerState.PAUSED:
+                _resume_quietly(container)
+            _wait_exit(container, 10)
+        _remove_locked(container, volumes=volumes)
+    return container
+
+
+def _remove_locked(container: Container, *, volumes: bool) -> None:
+    bundle.teardown(container.id)
+    bundle.remove_files(container.id)
+    name, cid = container.name, container.id
+    containers.remove_records(container, remove_volumes=volumes)
+    events.record("container", "remove", object_id=cid, object_name=name)
+
+
+def reconcile_all() -> None:
+    """At start-up: reconcile every active container and apply restart policies to those that died."""
+    for container in Container.objects.filter(state__in=[*ACTIVE, ContainerState.EXITED]):
+        try:
+            with locks.locked("container", container.id):
+                container.refresh_from_db()
+                was_active = container.state in ACTIVE
+                reconcile(container)
+                if container.state == ContainerState.EXITED and (was_active or _policy_always(container)):
+                    if container.host_config.get("AutoRemove"):
+                        _remove_locked(container, volumes=True)
+                    elif should_restart(container) and (was_active or _policy_always(container)):
+                        _start_locked(container, before_start=None, action="restart")
+        except Exception:  # noqa: BLE001 — one broken container must not stop the others
+            logger.exception("reconciling container %s failed", container.id)
+
+
+def _policy_always(container: Container) -> bool:
+    """`always` restarts after an engine restart even if it was stopped before; `unless-stopped` not."""
+    policy = (container.host_config.get("RestartPolicy") or {}).get("Name")
+    return policy == "always" and not container.stopped_by_user
