@@ -67,12 +67,14 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "dashboard.security.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "dashboard.errors.EngineErrorMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -130,6 +132,12 @@ def _database() -> dict:
 
 
 DATABASES = {"default": _database()}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Tests use a file, not SQLite's in-memory default: conmon's exit command (`manage.py berth
+    # container-exited`) runs in another process and must see the rows the test process wrote.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("BERTH_TEST_DB") or f"/tmp/berth-test-{os.getpid()}.sqlite3"
+    }
 
 if os.environ.get("REDIS_URL"):
     CHANNEL_LAYERS = {
@@ -171,6 +179,14 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SECURE_HSTS_SECONDS = 365 * 24 * 3600 if SESSION_COOKIE_SECURE else 0
+
+# Login rate limit (dashboard/ratelimit.py): per username+IP, and per IP across usernames.
+BERTH_LOGIN_MAX_FAILURES = 10
+BERTH_LOGIN_MAX_FAILURES_PER_IP = 50
+BERTH_LOGIN_WINDOW = 15 * 60
+BERTH_LOGIN_LOCKOUT = 15 * 60
 
 LOGGING = {
     "version": 1,

@@ -2,13 +2,22 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
-from dashboard import views
+from dashboard import views, views_containers, views_events, views_images, views_jobs, views_volumes
+from dashboard.views_auth import BerthLoginView
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(template_name="registration/login.html"), name="login"),
+    path("login/", BerthLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # The admin's own login form would bypass the rate limit: serve ours there too. No redirect for
+    # signed-in users here, because the admin sends signed-in non-staff users to this URL (a loop).
+    path("admin/login/", BerthLoginView.as_view(redirect_authenticated_user=False)),
     path("admin/", admin.site.urls),
+    path("", include(views_containers)),
+    path("", include(views_images)),
+    path("", include(views_volumes)),
+    path("", include(views_events)),
+    path("", include(views_jobs)),
 ]

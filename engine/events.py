@@ -1,21 +1,18 @@
 """Recording engine events: the audit log row plus a channel-layer message for open pages.
 
-Events are verbs (create, start, stop, pull, tag, delete, …). Open pages also learn of events
-written by other processes (the CLI, conmon exit commands) because the server follows the events
-table; sending on the channel layer here only makes same-process delivery immediate.
+Events are verbs (create, start, stop, pull, tag, delete, …). Open pages learn of them because the
+server follows the events table (dashboard/monitor.py), whichever process wrote them: the web
+server, the CLI or conmon's exit commands.
 """
 
 from __future__ import annotations
 
 import getpass
-import logging
 import os
 from contextvars import ContextVar
 from typing import Any
 
 from engine.models import Event
-
-logger = logging.getLogger(__name__)
 
 EVENTS_GROUP = "events"
 
@@ -72,19 +69,4 @@ def record(
         message=message[:4000],
         attributes=attributes or {},
     )
-    publish(event)
     return event
-
-
-def publish(event: Event) -> None:
-    """Send an event to the channel layer; pages that miss it catch up from the events table."""
-    try:
-        from asgiref.sync import async_to_sync
-        from channels.layers import get_channel_layer
-
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        async_to_sync(layer.group_send)(EVENTS_GROUP, {"type": "engine.event", "event_id": event.pk})
-    except Exception:  # noqa: BLE001 — a page missing a push must never fail the operation
-        logger.debug("could not publish event %s", event.pk, exc_info=True)

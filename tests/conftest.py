@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 IN_CI = bool(os.environ.get("CI"))
+# Importing dashboard.asgi in tests must not start the server's background monitor thread.
+os.environ.setdefault("BERTH_MONITOR", "0")
 
 
 def require(condition: bool, reason: str) -> None:
@@ -35,8 +37,8 @@ def berth_dirs() -> Iterator[tuple[Path, Path]]:
     root = Path(tempfile.mkdtemp(prefix="bt-", dir="/tmp"))
     run = Path(tempfile.mkdtemp(prefix="bt-", dir="/run" if os.access("/run", os.W_OK) else "/tmp"))
     yield root, run
-    _unmount_under(root)
-    _unmount_under(run)
+    unmount_under(root)
+    unmount_under(run)
     shutil.rmtree(root, ignore_errors=True)
     shutil.rmtree(run, ignore_errors=True)
 
@@ -50,7 +52,20 @@ def engine(berth_dirs: tuple[Path, Path], settings, db) -> Path:  # type: ignore
     return root
 
 
-def _unmount_under(path: Path) -> None:
+@pytest.fixture
+def engine_tx(berth_dirs: tuple[Path, Path], settings, transactional_db) -> Path:  # type: ignore[no-untyped-def]
+    """Like `engine`, but committed: conmon's exit command, a separate process, sees the rows.
+
+    The test database is a file (dashboard/settings.py sets TEST NAME for SQLite), and no transaction
+    stays open across the test, so the exit command does not wait on our write lock.
+    """
+    root, run = berth_dirs
+    settings.BERTH_ROOT = root
+    settings.BERTH_RUN = run
+    return root
+
+
+def unmount_under(path: Path) -> None:
     prefix = str(path) + "/"
     with open("/proc/self/mountinfo") as f:
         targets = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]

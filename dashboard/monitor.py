@@ -1,0 +1,97 @@
+"""The server's background monitor: follows the events table and keeps containers reconciled.
+
+Other processes (the CLI, conmon's exit commands) write events too; following the table is how
+their changes reach open pages. One thread per server process; a step function for tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from django.db import close_old_connections
+
+from engine.events import EVENTS_GROUP
+from engine.models import Event
+
+logger = logging.getLogger(__name__)
+
+POLL = 0.25
+MAINTAIN_EVERY = 5.0
+
+
+class Monitor:
+    def __init__(self) -> None:
+        self.last_event_id = Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
+        self._last_maintain = 0.0
+
+    def step(self) -> list[int]:
+        """Publish events written since the last step; now and then reconcile containers. Returns the ids sent."""
+        ids = list(
+            Event.objects.filter(id__gt=self.last_event_id).order_by("id").values_list("id", flat=True)[:500]
+        )
+        if ids:
+            self.last_event_id = ids[-1]
+            _publish(ids)
+        now = time.monotonic()
+        if now - self._last_maintain >= MAINTAIN_EVERY:
+            self._last_maintain = now
+            _maintain()
+        return ids
+
+
+def _publish(ids: list[int]) -> None:
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for event_id in ids:
+        async_to_sync(layer.group_send)(EVENTS_GROUP, {"type": "engine.event", "event_id": event_id})
+
+
+def _maintain() -> None:
+    from engine.services import lifecycle
+
+    maintain = getattr(lifecycle, "maintain", None)
+    if maintain is not None:
+        maintain()
+
+
+def startup() -> None:
+    """Once per server start: fail interrupted jobs, reconcile containers (restart policies apply)."""
+    from engine.services import jobs, lifecycle
+
+    jobs.fail_interrupted()
+    lifecycle.reconcile_all()
+
+
+_started = threading.Lock()
+_thread: threading.Thread | None = None
+
+
+def start_in_background() -> None:
+    global _thread
+    with _started:
+        if _thread is not None:
+            return
+        _thread = threading.Thread(target=_loop, name="berth-monitor", daemon=True)
+        _thread.start()
+
+
+def _loop() -> None:
+    try:
+        startup()
+    except Exception:  # noqa: BLE001 — the server must come up even if one container is broken
+        logger.exception("start-up reconciliation failed")
+    monitor = Monitor()
+    while True:
+        try:
+            monitor.step()
+        except Exception:  # noqa: BLE001 — keep following; a transient DB lock must not stop updates
+            logger.warning("monitor step failed", exc_info=True)
+        finally:
+            close_old_connections()
+        time.sleep(POLL)

@@ -1,0 +1,5 @@
+"""Dashboard pages: containers."""
+
+from __future__ import annotations
+
+urlpatterns: list = []

@@ -1,0 +1,5 @@
+"""Dashboard pages: events."""
+
+from __future__ import annotations
+
+urlpatterns: list = []

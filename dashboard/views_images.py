@@ -1,0 +1,5 @@
+"""Dashboard pages: images."""
+
+from __future__ import annotations
+
+urlpatterns: list = []

@@ -1,0 +1,5 @@
+"""Dashboard pages: volumes."""
+
+from __future__ import annotations
+
+urlpatterns: list = []

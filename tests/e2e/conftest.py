@@ -1,0 +1,246 @@
+"""End-to-end fixtures: a real daphne server on its own engine root, and Debian's Chromium via Playwright.
+
+These tests never use pytest-django's test database: the server is a separate process with its own
+BERTH_ROOT (and so its own SQLite file), prepared with `manage.py migrate` plus three users, one per
+role. Everything the session creates (directories, the server process) is removed at the end; only
+the server's PID is ever signalled.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import require, unmount_under
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+# One user per role; `manage.py setup` will create the groups, this script stands in for it until then.
+_CREATE_USERS = """
+import os
+import django
+django.setup()
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from dashboard import policy
+policy.ensure_groups()
+User = get_user_model()
+password = os.environ["BERTH_E2E_PASSWORD"]
+for name, group in (("operator", "operators"), ("viewer", "viewers")):
+    user = User.objects.create_user(name, password=password)
+    user.groups.add(Group.objects.get(name=group))
+"""
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running dashboard: its base URL (no trailing slash), engine dirs and the users' password."""
+
+    url: str
+    root: Path
+    run: Path
+    password: str
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"daphne exited with {proc.returncode}:\n{log.read_text(errors='replace')[-4000:]}"
+            )
+        try:
+            with urllib.request.urlopen(url + "/login/", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"daphne did not answer within {timeout}s:\n{log.read_text(errors='replace')[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def berth_server() -> Iterator[Server]:
+    """Start `daphne` on a free loopback port with a fresh engine root; yield it; stop and clean up."""
+    require(Path(CHROMIUM).exists(), f"{CHROMIUM} is not installed")
+    root = Path(tempfile.mkdtemp(prefix="be-", dir="/tmp"))
+    run = Path(tempfile.mkdtemp(prefix="be-", dir="/run" if os.access("/run", os.W_OK) else "/tmp"))
+    password = secrets.token_urlsafe(18)
+    log = root / "daphne.log"
+    env = {
+        **os.environ,
+        "BERTH_ROOT": str(root),
+        "BERTH_RUN": str(run),
+        "DJANGO_SETTINGS_MODULE": "dashboard.settings",
+        "BERTH_E2E_PASSWORD": password,
+        "PYTHONUNBUFFERED": "1",
+        "BERTH_ADMIN_PASSWORD": password,
+        "BERTH_MONITOR": "1",  # the server follows engine events so pages update live
+    }
+    env.pop("DATABASE_URL", None)  # the server's database must live under its own BERTH_ROOT
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        subprocess.run(
+            [sys.executable, "manage.py", "setup"],
+            cwd=REPO,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        subprocess.run(
+            [sys.executable, "-c", _CREATE_USERS],
+            cwd=REPO,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "daphne",
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "dashboard.asgi:application",
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        _wait_until_up(url, proc, log)
+        yield Server(url=url, root=root, run=run, password=password, log=log)
+    except subprocess.CalledProcessError as exc:
+        raise RuntimeError(
+            f"preparing the e2e server failed: {exc.cmd}\n{exc.stderr.decode(errors='replace')}"
+        )
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        unmount_under(root)
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(run, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium driven by Playwright (no browser download)."""
+    require(Path(CHROMIUM).exists(), f"{CHROMIUM} is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def new_page(browser: Any, berth_server: Server) -> Iterator[Callable[..., Any]]:
+    """Factory for fresh pages (own cookies): `new_page(viewport=PHONE, color_scheme="dark")`.
+
+    Every page collects console errors and CSP violations in `page.berth_errors`, so a test can
+    assert the page ran cleanly under the Content-Security-Policy.
+    """
+    contexts: list[Any] = []
+
+    def make(*, viewport: dict[str, int] | None = None, color_scheme: str = "light") -> Any:
+        context = browser.new_context(
+            base_url=berth_server.url,
+            viewport=viewport or DESKTOP,
+            color_scheme=color_scheme,
+            reduced_motion="reduce",
+        )
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        errors: list[str] = []
+        page.on("console", lambda msg: errors.append(_describe(msg)) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.berth_errors = errors
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def _describe(msg: Any) -> str:
+    url = (msg.location or {}).get("url", "")
+    return f"{msg.text} ({url})" if url else msg.text
+
+
+def log_in(page: Any, server: Server, username: str, password: str | None = None) -> None:
+    """Fill and submit the login form as `username` (the server's shared password by default)."""
+    page.goto("/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(server.password if password is None else password)
+    page.get_by_role("button", name="Log in").click()
+
+
+@pytest.fixture
+def logged_in_page(new_page: Callable[..., Any], berth_server: Server) -> Callable[..., Any]:
+    """Factory: `logged_in_page("viewer")` → a page signed in with that role, on the overview."""
+
+    def make(role: str = "admin", **kwargs: Any) -> Any:
+        page = new_page(**kwargs)
+        log_in(page, berth_server, role)
+        page.wait_for_url(berth_server.url + "/")
+        return page
+
+    return make
+
+
+def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
+    """Save a PNG under tests/e2e/screenshots/ (kept out of git) and return its path."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
