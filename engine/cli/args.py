@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from django.utils.dateparse import parse_datetime
 
 from engine.errors import InvalidArgument
 
@@ -56,3 +60,19 @@ def confirm(prompt: str, force: bool) -> bool:
     sys.stderr.write(f"{prompt} [y/N] ")
     sys.stderr.flush()
     return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def parse_time(value: str) -> datetime:
+    """Docker's --since/--until: RFC 3339, a Unix timestamp, or a duration such as 10m or 1h30m."""
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return datetime.fromtimestamp(float(value), UTC)
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?", value)
+    if match and any(match.groups()):
+        h, m, s = (float(x) if x else 0.0 for x in match.groups())
+        return datetime.now(UTC) - timedelta(hours=h, minutes=m, seconds=s)
+    parsed = parse_datetime(value)
+    if parsed is None:
+        raise InvalidArgument(
+            f"invalid time {value!r}: use RFC 3339, a Unix timestamp or a duration like 10m"
+        )
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

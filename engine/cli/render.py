@@ -33,7 +33,8 @@ def human_duration(seconds: float) -> str:
         return "About a minute"
     if minutes < 60:
         return f"{minutes} minutes"
-    hours = round(s / 3600)
+    # Go's int(h + 0.5) rounds halves up; Python's round() would round 2.5 hours down to 2.
+    hours = int(seconds / 3600 + 0.5)
     if hours == 1:
         return "About an hour"
     if hours < 48:
@@ -44,7 +45,7 @@ def human_duration(seconds: float) -> str:
         return f"{hours // 24 // 7} weeks"
     if hours < 24 * 365 * 2:
         return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
+    return f"{int(seconds / 3600) // 24 // 365} years"
 
 
 def ago(when: datetime | None, *, now: datetime | None = None) -> str:

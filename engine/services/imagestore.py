@@ -37,6 +37,7 @@ TMP_PREFIX = ".tmp-"
 MEDIA_TAR = "application/vnd.oci.image.layer.v1.tar"
 MEDIA_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 MEDIA_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+_MEDIA_TYPES = {"tar": MEDIA_TAR, "gzip": MEDIA_GZIP, "zstd": MEDIA_ZSTD}
 
 
 @dataclass(frozen=True)
@@ -80,13 +81,17 @@ def unpack_layer(
     Raises UnsafeArchive/InvalidArgument for hostile or corrupt layers; nothing is left behind.
     """
     conf.ensure_dirs()
-    head = stream.read(4)
-    media_type = _media_type(head)
     tmp = conf.layers_dir() / f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
     tmp.mkdir(mode=0o755)
     try:
         with blob_store().writer(expected=expected_blob) as writer:
-            result = layer_store.unpack(_Prefixed(head, stream), tmp, tee=writer)
+            result = layer_store.unpack(stream, tmp, tee=writer)
+            media_type = _MEDIA_TYPES.get(result.compression)
+            if media_type is None:
+                # xz and bzip2 unpack fine but have no OCI media type: such a blob could not be saved or pushed.
+                raise InvalidArgument(
+                    f"layers compressed with {result.compression} are not supported (use gzip, zstd or plain tar)"
+                )
             blob_digest, blob_size = writer.commit()
         chain = compute_chain_id([parent_chain, result.diff_id]) if parent_chain else result.diff_id
         target = layer_path(chain)
@@ -99,34 +104,6 @@ def unpack_layer(
         layer_store.remove_tree(tmp)
         raise
     return StoredLayer(chain, result.diff_id, blob_digest, blob_size, media_type, result.size)
-
-
-def _media_type(head: bytes) -> str:
-    if head[:2] == b"\x1f\x8b":
-        return MEDIA_GZIP
-    if head == b"\x28\xb5\x2f\xfd":
-        return MEDIA_ZSTD
-    return MEDIA_TAR
-
-
-class _Prefixed:
-    """A stream with some already-read bytes put back in front."""
-
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
-        self._head = head
-        self._stream = stream
-
-    def read(self, size: int = -1) -> bytes:
-        if self._head:
-            if size < 0:
-                data = self._head + self._stream.read()
-                self._head = b""
-                return data
-            data, self._head = self._head[:size], self._head[size:]
-            if len(data) < size:
-                data += self._stream.read(size - len(data))
-            return data
-        return self._stream.read(size)
 
 
 def commit_image(

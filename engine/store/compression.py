@@ -21,7 +21,7 @@ import queue
 import threading
 import zlib
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import IO, BinaryIO, cast
 
 import zstandard
 
@@ -144,7 +144,7 @@ def _gzip(raw: _RawSource) -> Iterator[bytes]:
 
 def _zstd(raw: _RawSource) -> Iterator[bytes]:
     reader = zstandard.ZstdDecompressor().stream_reader(
-        raw, read_size=CHUNK, read_across_frames=True, closefd=False
+        cast(IO[bytes], raw), read_size=CHUNK, read_across_frames=True, closefd=False
     )
     while chunk := reader.read(CHUNK):
         yield chunk

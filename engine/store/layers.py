@@ -24,10 +24,10 @@ import stat
 import tarfile
 import urllib.parse
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import IO, BinaryIO, TypeVar, cast
 
 from engine.errors import EngineError, InvalidArgument, RuntimeFailure, UnsafeArchive
 from engine.store import fsops
@@ -86,7 +86,9 @@ def split_entry_name(name: str, limits: Limits = Limits()) -> tuple[str, ...]:
     """
     if "\x00" in name:
         raise UnsafeArchive(f"tar entry {name!r}: name contains a NUL byte")
-    if len(os.fsencode(name)) > limits.max_name:
+    # UTF-8 needs at most 4 bytes a character (1 for surrogate-escaped bytes): encode only when
+    # the short cut cannot decide. This runs once per entry, so it is worth keeping cheap.
+    if len(name) * 4 > limits.max_name and len(os.fsencode(name)) > limits.max_name:
         raise UnsafeArchive(f"tar entry {name[:100]!r}…: name longer than {limits.max_name} bytes")
     parts = tuple(part for part in name.split("/") if part and part != ".")
     if ".." in parts:
@@ -94,12 +96,12 @@ def split_entry_name(name: str, limits: Limits = Limits()) -> tuple[str, ...]:
     if len(parts) > limits.max_depth:
         raise UnsafeArchive(f"tar entry {name[:100]!r}…: deeper than {limits.max_depth} levels")
     for part in parts:
-        if len(os.fsencode(part)) > NAME_MAX:
+        if len(part) * 4 > NAME_MAX and len(os.fsencode(part)) > NAME_MAX:
             raise UnsafeArchive(f"tar entry {name[:100]!r}…: a component is longer than {NAME_MAX} bytes")
     return parts
 
 
-def pax_xattrs(pax_headers: dict[str, str]) -> dict[str, bytes]:
+def pax_xattrs(pax_headers: Mapping[str, str]) -> dict[str, bytes]:
     """Return the extended attributes carried in PAX headers (SCHILY and LIBARCHIVE forms)."""
     result: dict[str, bytes] = {}
     for key, value in pax_headers.items():
@@ -217,7 +219,11 @@ class _Extractor:
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> None:
         try:
-            archive = tarfile.open(fileobj=self.src, mode="r:", encoding="utf-8", errors="surrogateescape")
+            # Not stream mode ("r|"): its _Stream re-buffers and copies every read. DecodedStream is
+            # already a stream with forward-only seek, which is all tarfile's "r:" mode needs.
+            archive = tarfile.open(
+                fileobj=cast(IO[bytes], self.src), mode="r:", encoding="utf-8", errors="surrogateescape"
+            )
         except tarfile.TarError as exc:
             raise InvalidArgument(f"layer is not a tar archive: {exc}") from None
         while True:
@@ -227,12 +233,16 @@ class _Extractor:
                 raise InvalidArgument(f"invalid tar archive: {exc}") from None
             if info is None:
                 break
-            archive.members.clear()  # tarfile keeps every TarInfo otherwise (A11 memory)
+            archive.members.clear()  # type: ignore[attr-defined]  # else it keeps every TarInfo (A11)
             self.entries += 1
             if self.entries > self.limits.max_entries:
                 raise UnsafeArchive(f"layer has more than {self.limits.max_entries} entries")
             try:
                 self.entry(info)
+            except UnsafeArchive as exc:
+                if exc.message.startswith("tar entry "):
+                    raise
+                raise UnsafeArchive(f"tar entry {info.name!r}: {exc.message}") from None
             except EngineError:
                 raise
             except ValueError as exc:
@@ -262,11 +272,14 @@ class _Extractor:
             return
         if parts[0].startswith(WHITEOUT_META_PREFIX):
             return  # AUFS bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not content
-        if any(part.startswith(WHITEOUT_PREFIX) for part in parts[:-1]):
+        if WHITEOUT_PREFIX in info.name and any(part.startswith(WHITEOUT_PREFIX) for part in parts[:-1]):
             raise UnsafeArchive(f"tar entry {info.name!r}: a whiteout cannot have children")
         base = parts[-1]
         if base.startswith(WHITEOUT_PREFIX):
             self.whiteout(parts, info)
+            return
+        if info.islnk():
+            self.hardlink(parts, info)
             return
         parent = self.dir_fd(parts[:-1])
         if info.type in _REGULAR:
@@ -275,8 +288,6 @@ class _Extractor:
             self.directory(parent, parts, info)
         elif info.issym():
             self.symlink(parent, parts, info)
-        elif info.islnk():
-            self.hardlink(parent, parts, info)
         elif info.isfifo() or (info.ischr() and info.devmajor == 0 and info.devminor == 0):
             kind = stat.S_IFIFO if info.isfifo() else stat.S_IFCHR
             self.create(parent, parts, lambda: os.mknod(base, kind | 0o600, 0, dir_fd=parent))
@@ -328,22 +339,27 @@ class _Extractor:
         self.create(parent, parts, lambda: os.symlink(target, parts[-1], dir_fd=parent))
         self.metadata_at(parent, parts[-1], info)
 
-    def hardlink(self, parent: int, parts: tuple[str, ...], info: tarfile.TarInfo) -> None:
+    def hardlink(self, parts: tuple[str, ...], info: tarfile.TarInfo) -> None:
         target = split_entry_name(info.linkname, self.limits)
         if not target or target[-1].startswith(WHITEOUT_PREFIX):
             raise UnsafeArchive(f"tar entry {info.name!r}: invalid hard link target {info.linkname!r}")
         if target == parts:
             return  # a link to itself: the file is already there
+        # Two directories at once: dup both, so walking to one cannot evict the other from the cache.
         try:
             source_dir = os.dup(self.dir_fd(target[:-1], create=False))
         except FileNotFoundError:
-            source_dir = -1
+            raise UnsafeArchive(
+                f"tar entry {info.name!r}: hard link target {info.linkname!r} is not a file in this layer"
+            ) from None
+        parent = -1
         try:
-            existing = fsops.lstat_at(source_dir, target[-1]) if source_dir >= 0 else None
+            existing = fsops.lstat_at(source_dir, target[-1])
             if existing is None or stat.S_ISDIR(existing.st_mode):
                 raise UnsafeArchive(
                     f"tar entry {info.name!r}: hard link target {info.linkname!r} is not a file in this layer"
                 )
+            parent = os.dup(self.dir_fd(parts[:-1]))
             # follow_symlinks=False: linkat without AT_SYMLINK_FOLLOW links a symlink itself.
             self.create(
                 parent,
@@ -353,8 +369,9 @@ class _Extractor:
                 ),
             )
         finally:
-            if source_dir >= 0:
-                os.close(source_dir)
+            os.close(source_dir)
+            if parent >= 0:
+                os.close(parent)
 
     def whiteout(self, parts: tuple[str, ...], info: tarfile.TarInfo) -> None:
         base = parts[-1]

@@ -1,0 +1,64 @@
+"""CLI system commands: events (more to come: version, info, system df, system prune)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from engine.cli import render
+from engine.cli.args import group, parse_filters, parse_time
+from engine.errors import InvalidArgument
+from engine.services import audit as event_service
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    for parent, name in ((sub, "events"), (group(sub, "system", "Manage the engine"), "events")):
+        p = parent.add_parser(name, help="Show the engine's events (the audit log)")
+        p.add_argument("--since", help="events after this time (RFC 3339, Unix time or a duration like 10m)")
+        p.add_argument("--until", help="events before this time")
+        p.add_argument("-f", "--filter", action="append", help="type=…, action=…, actor=…, object=…")
+        p.add_argument("--follow", action="store_true", help="keep printing new events")
+        p.add_argument("-n", "--tail", type=int, default=0, help="only the last N events")
+        p.add_argument("--format", help="json for one JSON object per line")
+        p.set_defaults(handler=cmd_events)
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    filters = parse_filters(args.filter)
+    query = event_service.EventQuery(
+        since=parse_time(args.since) if args.since else None,
+        until=parse_time(args.until) if args.until else None,
+        types=filters.pop("type", []),
+        actions=filters.pop("action", []) + filters.pop("event", []),
+        actors=filters.pop("actor", []) + filters.pop("user", []),
+        objects=filters.pop("object", []) + filters.pop("container", []) + filters.pop("image", []),
+        tail=args.tail or None,
+    )
+    if filters:
+        raise InvalidArgument(f"invalid filter {next(iter(filters))!r} (use type, action, actor or object)")
+    last_id = 0
+    while True:
+        for event in event_service.list_events(query, after_id=last_id):
+            last_id = max(last_id, event.pk)
+            _print(event, args.format == "json")
+        if not args.follow:
+            return 0
+        sys.stdout.flush()
+        query = event_service.EventQuery(**{**query.__dict__, "tail": None, "since": None})
+        time.sleep(0.5)
+
+
+def _print(event, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    if as_json:
+        render.json_lines([event_service.as_dict(event)])
+        return
+    attributes = ", ".join(f"{k}={v}" for k, v in sorted((event.attributes or {}).items()))
+    ident = event.object_id.removeprefix("sha256:")[:12] or "-"
+    name = event.object_name or ident
+    extra = f" ({attributes})" if attributes else ""
+    result = "" if event.result == "ok" else f" [{event.result}: {event.message}]"
+    sys.stdout.write(
+        f"{event.time.isoformat()} {event.object_type} {event.action} {ident} "
+        f"{name} by {event.actor}{extra}{result}\n"
+    )
