@@ -305,9 +305,7 @@ def prune(*, all: bool = False) -> PruneResult:
         for item in imagestore.delete_image(image):
             deleted.append({"Deleted": item})
         reclaimed += freed
-        events.record(
-            "image", "delete", object_id=image_id, object_name=short_id, attributes={"prune": True}
-        )
+        events.record("image", "delete", object_id=image_id, object_name=short_id, attributes={"prune": True})
     return PruneResult(deleted=deleted, reclaimed=reclaimed)
 
 
