@@ -194,3 +194,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("BERTH_LOG_LEVEL", "WARNING")},
 }
+
+# Uploads (image import/load). Archives stream to files under $BERTH_ROOT/tmp through
+# dashboard.forms_images.EngineUploadHandler, never into memory; the limits below cover the other
+# form fields only. BERTH_UPLOAD_MAX_SIZE caps one uploaded archive (bytes, default 20 GiB).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+BERTH_UPLOAD_MAX_SIZE = int(os.environ.get("BERTH_UPLOAD_MAX_SIZE", str(20 * 1024**3)))

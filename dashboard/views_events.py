@@ -1,5 +1,90 @@
-"""Dashboard pages: events."""
+"""Dashboard pages: the audit log (filterable, paginated, live) and the engine status line.
+
+Events are read straight from the audit table: it is append-only and the engine offers no richer
+query than a filtered, ordered slice. New events reach open pages through static/js/live.js, which
+fires `berth:refresh` on the table (data-live="*"), and the table re-fetches its current filter.
+"""
 
 from __future__ import annotations
 
-urlpatterns: list = []
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import path
+from django.views.decorators.http import require_GET
+
+from dashboard import policy, views
+from dashboard.errors import is_htmx
+from engine.models import Event
+
+PAGE_SIZE = 50
+RECENT = 15
+RESULTS = ("ok", "error", "denied")
+
+
+def _filters(request: HttpRequest) -> dict[str, str]:
+    return {
+        key: request.GET.get(key, "").strip()[:200] for key in ("user", "type", "object", "action", "result")
+    }
+
+
+def _query(filters: dict[str, str]) -> Any:
+    qs = Event.objects.all()
+    if filters["user"]:
+        qs = qs.filter(actor__icontains=filters["user"])
+    if filters["type"]:
+        qs = qs.filter(object_type=filters["type"])
+    if filters["object"]:
+        needle = filters["object"]
+        qs = qs.filter(Q(object_name__icontains=needle) | Q(object_id__startswith=needle.lower()))
+    if filters["action"]:
+        qs = qs.filter(action=filters["action"])
+    if filters["result"]:
+        qs = qs.filter(result=filters["result"])
+    return qs.order_by("-time", "-id")
+
+
+def _choices(field: str) -> list[str]:
+    return sorted(v for v in Event.objects.values_list(field, flat=True).distinct() if v)
+
+
+@login_required
+@require_GET
+def event_list(request: HttpRequest) -> HttpResponse:
+    policy.check(request.user, "view")
+    filters = _filters(request)
+    page = Paginator(_query(filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    query = {k: v for k, v in filters.items() if v}
+    context = {
+        "page": page,
+        "events": list(page.object_list),
+        "filters": filters,
+        "qs": urlencode(query),
+        "filtered": bool(query),
+    }
+    if is_htmx(request):
+        return render(request, "dashboard/partials/_events_table.html", context)
+    context.update(types=_choices("object_type"), actions=_choices("action"), results=RESULTS)
+    return render(request, "dashboard/events.html", context)
+
+
+@login_required
+@require_GET
+def events_recent(request: HttpRequest) -> HttpResponse:
+    """The overview's recent-events list (a partial, re-fetched live)."""
+    policy.check(request.user, "view")
+    recent = list(Event.objects.order_by("-time", "-id")[:RECENT])
+    return render(request, "dashboard/partials/_event_list.html", {"events": recent})
+
+
+urlpatterns = [
+    path("events/", event_list, name="events"),
+    path("events/recent/", events_recent, name="events_recent"),
+    # The status line of the layout; the view lives with the overview in dashboard/views.py.
+    path("engine/status/", views.engine_status, name="engine_status"),
+]

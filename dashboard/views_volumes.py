@@ -1,5 +1,239 @@
-"""Dashboard pages: volumes."""
+"""Dashboard pages: volumes — list (sizes computed lazily per row), create, remove, prune, detail, files.
+
+The file browser is read-only and goes through engine.services.volumes.browse/read_file, which walk
+the volume with O_NOFOLLOW from its _data directory: a symlink a container planted is shown as a
+symlink, never followed. Collection actions live under `volumes/_…/`: a volume name cannot start
+with "_", so no volume's page is ever shadowed by an action.
+"""
 
 from __future__ import annotations
 
-urlpatterns: list = []
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.template.defaultfilters import filesizeformat
+from django.urls import path, reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from dashboard import policy
+from dashboard.errors import is_htmx, toast_trigger
+from dashboard.forms_volumes import VolumeCreateForm, VolumePruneForm
+from engine import events
+from engine.errors import InvalidArgument
+from engine.models import Mount
+from engine.services import volumes
+
+FILE_VIEW_LIMIT = 64 * 1024
+
+
+def _acting(request: HttpRequest) -> events.acting_as:
+    return events.acting_as(request.user.get_username())
+
+
+def _users_by_volume() -> dict[int, list[str]]:
+    """Container names per volume id, in one query (the list would otherwise ask once per row)."""
+    found: dict[int, list[str]] = {}
+    rows = Mount.objects.filter(volume__isnull=False).values_list("volume_id", "container__name").distinct()
+    for volume_id, name in rows:
+        found.setdefault(volume_id, []).append(name)
+    return {k: sorted(v) for k, v in found.items()}
+
+
+def _changed(message: str, event: str) -> HttpResponse:
+    """An htmx answer that shows a toast and tells the page's table to refresh itself."""
+    response = HttpResponse(status=204)
+    response["HX-Trigger"] = json.dumps({**json.loads(toast_trigger(message, level="success")), event: True})
+    return response
+
+
+# ---------- list ----------
+
+
+def _list_context(q: str) -> dict[str, Any]:
+    found = volumes.list_volumes(filters={"name": [q]} if q else None)
+    users = _users_by_volume()
+    rows = [{"volume": v, "users": users.get(v.pk, [])} for v in found]
+    unused = [r["volume"] for r in rows if not r["users"]]
+    return {
+        "rows": rows,
+        "q": q,
+        "prune_anonymous": [v.name for v in unused if v.anonymous],
+        "prune_named": [v.name for v in unused if not v.anonymous],
+        "prune_form": VolumePruneForm(),
+    }
+
+
+@login_required
+@require_GET
+def volume_list(request: HttpRequest) -> HttpResponse:
+    policy.check(request.user, "view")
+    context = _list_context(request.GET.get("q", "").strip()[:200])
+    if is_htmx(request):
+        return render(request, "dashboard/partials/_volumes_table.html", context)
+    return render(request, "dashboard/volumes.html", context)
+
+
+@login_required
+@require_GET
+def volume_size(request: HttpRequest, name: str) -> HttpResponse:
+    """The size cell of one row, fetched lazily by htmx: walking a volume can take a while."""
+    policy.check(request.user, "view")
+    return render(request, "dashboard/partials/_volume_size.html", {"size": volumes.size(volumes.get(name))})
+
+
+# ---------- create, remove, prune ----------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def volume_create(request: HttpRequest) -> HttpResponse:
+    policy.check(request.user, "volume.create")
+    if request.method == "GET":
+        return render(request, "dashboard/volume_create.html", {"form": VolumeCreateForm()})
+    form = VolumeCreateForm(request.POST)
+    if form.is_valid():
+        name = form.cleaned_data["name"]
+        try:
+            if name is not None:
+                volumes.validate_name(name)
+        except InvalidArgument as exc:
+            form.add_error("name", str(exc))
+        else:
+            try:
+                with _acting(request):
+                    volume = volumes.create(
+                        name, labels=form.cleaned_data["labels"], options=form.cleaned_data["options"]
+                    )
+            except InvalidArgument as exc:
+                # Names were checked above, so what is left is about the driver options.
+                form.add_error("options", str(exc))
+            else:
+                messages.success(request, f"Created volume {volume.name}")
+                return HttpResponseRedirect(reverse("volume", args=[volume.name]))
+    return render(request, "dashboard/volume_create.html", {"form": form}, status=400)
+
+
+@login_required
+@require_POST
+def volume_remove(request: HttpRequest, name: str) -> HttpResponse:
+    """Remove a volume; one in use is the engine's conflict, shown as it words it."""
+    policy.check(request.user, "volume.remove")
+    with _acting(request):
+        volumes.remove(name)
+    message = f"Removed volume {name}"
+    if is_htmx(request) and request.POST.get("next") == "list":
+        return _changed(message, "volumes-changed")
+    messages.success(request, message)
+    if is_htmx(request):
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = reverse("volumes")
+        return response
+    return HttpResponseRedirect(reverse("volumes"))
+
+
+@login_required
+@require_POST
+def volumes_prune(request: HttpRequest) -> HttpResponse:
+    policy.check(request.user, "volume.prune")
+    form = VolumePruneForm(request.POST)
+    everything = form.is_valid() and form.cleaned_data["all"]
+    with _acting(request):
+        result = volumes.prune(all=everything)
+    message = f"Pruned {len(result.removed)} volume(s), {filesizeformat(result.reclaimed)} reclaimed"
+    if is_htmx(request):
+        return _changed(message, "volumes-changed")
+    messages.success(request, message)
+    return HttpResponseRedirect(reverse("volumes"))
+
+
+# ---------- detail and files ----------
+
+
+def _detail_context(name: str, tab: str) -> dict[str, Any]:
+    volume = volumes.get(name)
+    mounts = list(volume.mounts.select_related("container").order_by("container__name"))
+    return {
+        "volume": volume,
+        "tab": tab,
+        "mountpoint": volumes.mountpoint(volume),
+        "labels": sorted((volume.labels or {}).items()),
+        "options": sorted((volume.options or {}).items()),
+        "mounts": mounts,
+    }
+
+
+@login_required
+@require_GET
+def volume_detail(request: HttpRequest, name: str) -> HttpResponse:
+    policy.check(request.user, "view")
+    return render(request, "dashboard/volume_detail.html", _detail_context(name, "overview"))
+
+
+def _crumbs(relpath: str) -> list[dict[str, str]]:
+    parts = [p for p in relpath.split("/") if p not in ("", ".")]
+    return [{"name": part, "path": "/".join(parts[: i + 1])} for i, part in enumerate(parts)]
+
+
+def _join(base: str, name: str) -> str:
+    return f"{base.strip('/')}/{name}".lstrip("/")
+
+
+@login_required
+@require_GET
+def volume_files(request: HttpRequest, name: str) -> HttpResponse:
+    """List one directory of the volume (`?path=a/b`), read-only; symlinks shown, never followed."""
+    policy.check(request.user, "view")
+    relpath = request.GET.get("path", "").strip("/")[:4096]
+    context = _detail_context(name, "files")
+    entries = volumes.browse(name, relpath)
+    context.update(
+        relpath=relpath,
+        crumbs=_crumbs(relpath),
+        parent="/".join(relpath.split("/")[:-1]) if relpath else None,
+        entries=[
+            {"entry": e, "path": _join(relpath, e.name), "mtime": datetime.fromtimestamp(e.mtime, UTC)}
+            for e in entries
+        ],
+        truncated=len(entries) >= volumes.BROWSE_MAX_ENTRIES,
+    )
+    if is_htmx(request):
+        return render(request, "dashboard/partials/_volume_files.html", context)
+    return render(request, "dashboard/volume_detail.html", context)
+
+
+@login_required
+@require_GET
+def volume_file(request: HttpRequest, name: str) -> HttpResponse:
+    """Show the first 64 KiB of a regular file as text (escaped by the template, never as HTML)."""
+    policy.check(request.user, "view")
+    relpath = request.GET.get("path", "").strip("/")[:4096]
+    data = volumes.read_file(name, relpath, FILE_VIEW_LIMIT + 1)
+    context = _detail_context(name, "files")
+    context.update(
+        relpath=relpath,
+        crumbs=_crumbs(relpath),
+        parent="/".join(relpath.split("/")[:-1]),
+        truncated=len(data) > FILE_VIEW_LIMIT,
+        binary=b"\x00" in data[:8192],
+        text=data[:FILE_VIEW_LIMIT].decode("utf-8", "replace"),
+        shown=min(len(data), FILE_VIEW_LIMIT),
+        limit=FILE_VIEW_LIMIT,
+    )
+    return render(request, "dashboard/volume_file.html", context)
+
+
+urlpatterns = [
+    path("volumes/", volume_list, name="volumes"),
+    path("volumes/_create/", volume_create, name="volume_create"),
+    path("volumes/_prune/", volumes_prune, name="volumes_prune"),
+    path("volumes/<str:name>/", volume_detail, name="volume"),
+    path("volumes/<str:name>/remove/", volume_remove, name="volume_remove"),
+    path("volumes/<str:name>/size/", volume_size, name="volume_size"),
+    path("volumes/<str:name>/files/", volume_files, name="volume_files"),
+    path("volumes/<str:name>/files/view/", volume_file, name="volume_file"),
+]

@@ -214,6 +214,11 @@ def collect_garbage() -> dict[str, int]:
             elif entry.name not in known and not _recent(entry):
                 layer_store.remove_tree(entry)
                 removed["layer_dirs"] += 1
+        for entry in conf.tmp_dir().iterdir():
+            # Uploads and spooled stdin of processes that died; live ones are younger than a day.
+            if entry.name.startswith(("upload-", "load-")) and not _recent(entry, 24 * 3600):
+                entry.unlink(missing_ok=True)
+                removed["temp_files"] = removed.get("temp_files", 0) + 1
     return removed
 
 

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 
 from engine import conf
+from engine.errors import EngineError
 from engine.models import Image
 from engine.services import imagestore, imagetransfer
 
@@ -47,3 +54,129 @@ def seed() -> Image:
     """Collect what a crash left behind, then make sure busybox:latest exists."""
     imagestore.collect_garbage()
     return imagetransfer.seed_busybox()
+
+
+# -- versions and disk use (the dashboard's overview and status line) ---------------------------
+# Imported here rather than at the top because this section was appended to a shared module.
+
+
+_CACHE_LOCK = threading.Lock()
+_VERSION_CACHE: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+_DISK_CACHE: dict[str, tuple[float, dict[str, int]]] = {}
+VERSION_MAX_AGE = 60.0  # binaries change only on upgrade; `runc --version` costs a fork per page
+DISK_MAX_AGE = 30.0  # du of every upper dir and volume is costly; a half-minute-old figure is fine
+
+
+def info() -> dict[str, Any]:
+    """Describe the engine's host: runtime, conmon, kernel, cgroup mode and free disk under BERTH_ROOT.
+
+    Never raises for a missing binary: the dict says `found: False` and carries the error text, so a
+    status line can show what is wrong. Shape::
+
+        {"runtime": {"binary", "found", "version", "warning", "error"},
+         "conmon": {"binary", "found", "version", "error"},
+         "kernel": "6.1.0-… (x86_64)", "cgroup_mode": "v2" | "hybrid" | "v1",
+         "disk": {"path", "total", "used", "free"} (zeros with "error" when unreadable)}
+    """
+    from engine.runtime import cgroups
+
+    runtime_binary = conf.runtime_binary()
+    conmon_binary = conf.conmon_binary()
+    uname = os.uname()
+    return {
+        "runtime": _cached_version("runtime", runtime_binary, _runtime_version),
+        "conmon": _cached_version("conmon", conmon_binary, _conmon_version),
+        "kernel": f"{uname.release} ({uname.machine})",
+        "cgroup_mode": cgroups.detect_mode(),
+        "disk": _disk_free(conf.root()),
+    }
+
+
+def _cached_version(kind: str, binary: str, probe: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    now = time.monotonic()
+    with _CACHE_LOCK:
+        hit = _VERSION_CACHE.get((kind, binary))
+        if hit is not None and now - hit[0] < VERSION_MAX_AGE:
+            return dict(hit[1])
+    found = probe(binary)
+    with _CACHE_LOCK:
+        _VERSION_CACHE[(kind, binary)] = (now, found)
+    return dict(found)
+
+
+def _runtime_version(binary: str) -> dict[str, Any]:
+    from engine.runtime.runc import Runc, check_version
+
+    out: dict[str, Any] = {"binary": binary, "found": False, "version": "", "warning": None, "error": ""}
+    try:
+        first, parsed = Runc(binary, conf.run_dir() / "runc").version()
+    except EngineError as exc:
+        out["error"] = str(exc)
+        return out
+    out.update(found=True, version=first, warning=check_version(parsed))
+    return out
+
+
+def _conmon_version(binary: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"binary": binary, "found": False, "version": "", "error": ""}
+    try:
+        proc = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=5, stdin=subprocess.DEVNULL
+        )
+    except FileNotFoundError:
+        out["error"] = f"conmon not found at {binary} (install conmon)"
+        return out
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        out["error"] = f"cannot run {binary} --version: {exc}"
+        return out
+    if proc.returncode != 0:
+        out["error"] = f"{binary} --version exited with {proc.returncode}"
+        return out
+    lines = proc.stdout.strip().splitlines()
+    out.update(found=True, version=lines[0] if lines else "")
+    return out
+
+
+def _disk_free(path: Path) -> dict[str, Any]:
+    try:
+        usage = shutil.disk_usage(path)
+    except OSError as exc:
+        return {"path": str(path), "total": 0, "used": 0, "free": 0, "error": exc.strerror or str(exc)}
+    return {"path": str(path), "total": usage.total, "used": usage.used, "free": usage.free, "error": ""}
+
+
+def disk_usage(*, max_age: float = DISK_MAX_AGE) -> dict[str, int]:
+    """Bytes used by images (layers counted once), containers (their writable layers) and volumes.
+
+    Also reports what dangling images alone hold (`reclaimable`) and the file system's `free` and
+    `total`. The figures walk every container's upper dir and every volume, so the result is cached
+    per BERTH_ROOT for `max_age` seconds (0 recomputes now).
+    """
+    from engine.models import Container, Volume
+    from engine.services import images, volumes
+    from engine.store import volumes as volume_store
+
+    key = str(conf.root())
+    now = time.monotonic()
+    with _CACHE_LOCK:
+        hit = _DISK_CACHE.get(key)
+        if hit is not None and max_age > 0 and now - hit[0] < max_age:
+            return dict(hit[1])
+    image_usage = images.disk_usage()
+    containers = 0
+    for container_id in Container.objects.values_list("id", flat=True):
+        # disk_usage walks without following symlinks and skips entries that vanish meanwhile.
+        containers += volume_store.disk_usage(conf.containers_dir() / container_id / "upper")
+    volume_bytes = sum(volumes.size(v) for v in Volume.objects.all())
+    disk = _disk_free(conf.root())
+    result = {
+        "images": int(image_usage.get("total", 0)),
+        "reclaimable": int(image_usage.get("reclaimable", 0)),
+        "containers": containers,
+        "volumes": volume_bytes,
+        "free": int(disk["free"]),
+        "total": int(disk["total"]),
+    }
+    with _CACHE_LOCK:
+        _DISK_CACHE[key] = (now, result)
+    return dict(result)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import secrets
+import stat as stat_mod
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
 
 from engine import conf, events
-from engine.errors import InUse, InvalidArgument, VolumeNotFound
+from engine.errors import InUse, InvalidArgument, NotFound, RuntimeFailure, VolumeNotFound
 from engine.models import Volume
 from engine.store import volumes as volume_store
 
@@ -28,7 +31,9 @@ class PruneResult:
 def validate_name(name: str) -> str:
     """Return `name` if Docker's local driver would accept it; raise InvalidArgument with Docker's words."""
     if len(name) == 1:
-        raise InvalidArgument("volume name is too short, names should be at least two alphanumeric characters")
+        raise InvalidArgument(
+            "volume name is too short, names should be at least two alphanumeric characters"
+        )
     if not _NAME.match(name) or len(name) > 255:
         raise InvalidArgument(
             f'"{name}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" '
@@ -179,3 +184,182 @@ def _parse_bool(value: str, key: str) -> bool:
     if value.lower() in ("0", "false"):
         return False
     raise InvalidArgument(f"invalid value for filter {key}: {value!r} (use true or false)")
+
+
+# -- read-only file browser (the dashboard's volume page) -----------------------------------------
+# Imported here rather than at the top because this section was appended to a shared module.
+
+
+BROWSE_MAX_ENTRIES = 5000  # a directory with more is shown truncated, not read whole into a page
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One directory entry as the browser shows it. Symlinks are described, never followed.
+
+    `name` is for display (bytes that are not UTF-8 shown as U+FFFD); `navigable` is False for such
+    names, because a path built from the display text would not name the entry.
+    """
+
+    name: str
+    kind: str  # "dir", "file", "symlink" or "other" (fifo, socket, device)
+    size: int
+    mode: str  # as `ls -l` shows it, e.g. "drwxr-xr-x"
+    mtime: float
+    target: str = ""  # a symlink's target text
+    navigable: bool = True
+
+
+def _components(relpath: str) -> list[str]:
+    """Split a path relative to the volume's root; refuse `..` and NUL instead of normalising them."""
+    if "\x00" in relpath:
+        raise InvalidArgument("path contains a NUL byte")
+    parts = [p for p in relpath.replace("\\", "/").split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise InvalidArgument(f"path {relpath!r} leaves the volume: '..' is not allowed")
+    return parts
+
+
+def _open_dir(volume: Volume, parts: list[str], shown: str) -> int:
+    """Open the directory `parts` below the volume's _data, one component at a time, never following
+    a symlink (O_NOFOLLOW on every step): a symlink planted by a container cannot lead out."""
+    root = volume_store.data_path(conf.volumes_dir(), volume.name)
+    try:
+        fd = os.open(root, _DIR_FLAGS)
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot open volume {volume.name}: {exc.strerror}") from exc
+    try:
+        for part in parts:
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                raise _path_error(exc, volume.name, shown, fd, part) from exc
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _path_error(exc: OSError, volume: str, shown: str, dir_fd: int, part: str) -> Exception:
+    if exc.errno == errno.ENOENT:
+        return NotFound(f"no such file or directory in volume {volume}: {shown}")
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        try:
+            is_link = stat_mod.S_ISLNK(os.lstat(part, dir_fd=dir_fd).st_mode)
+        except OSError:
+            is_link = False
+        if is_link:
+            return InvalidArgument(f"{shown} goes through a symbolic link, which the browser does not follow")
+        return InvalidArgument(f"{shown} is not a directory")
+    return RuntimeFailure(f"cannot open {shown} in volume {volume}: {exc.strerror}")
+
+
+def _display(name: str) -> tuple[str, bool]:
+    raw = os.fsencode(name)
+    try:
+        return raw.decode("utf-8"), True
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace"), False
+
+
+def browse(name: str, relpath: str = "") -> list[Entry]:
+    """List the directory `relpath` inside volume `name`: directories first, then by name.
+
+    Never follows a symlink, on the way there or in the listing (a symlink is an Entry of kind
+    "symlink" with its target text). Raises VolumeNotFound, NotFound for a missing path,
+    InvalidArgument for `..`, a path through a symlink or a non-directory. At most
+    BROWSE_MAX_ENTRIES entries are returned.
+    """
+    volume = get(name)
+    fd = _open_dir(volume, _components(relpath), relpath or "/")
+    entries: list[Entry] = []
+    try:
+        with os.scandir(fd) as it:
+            for item in it:
+                if len(entries) >= BROWSE_MAX_ENTRIES:
+                    break
+                try:
+                    st = item.stat(follow_symlinks=False)
+                except OSError:
+                    continue  # removed by a running container meanwhile
+                entries.append(_entry(item.name, st, fd))
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot list {relpath or '/'} in volume {name}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+    entries.sort(key=lambda e: (e.kind != "dir", e.name))
+    return entries
+
+
+def _entry(raw_name: str, st: os.stat_result, dir_fd: int) -> Entry:
+    name, navigable = _display(raw_name)
+    mode = st.st_mode
+    target = ""
+    if stat_mod.S_ISDIR(mode):
+        kind = "dir"
+    elif stat_mod.S_ISREG(mode):
+        kind = "file"
+    elif stat_mod.S_ISLNK(mode):
+        kind = "symlink"
+        try:
+            target = os.fsencode(os.readlink(raw_name, dir_fd=dir_fd)).decode("utf-8", "replace")
+        except OSError:
+            target = "?"
+    else:
+        kind = "other"
+    return Entry(
+        name=name,
+        kind=kind,
+        size=st.st_size,
+        mode=stat_mod.filemode(mode),
+        mtime=st.st_mtime,
+        target=target,
+        navigable=navigable,
+    )
+
+
+def read_file(name: str, relpath: str, limit: int = 64 * 1024) -> bytes:
+    """Return at most `limit` bytes from the start of the regular file `relpath` inside volume `name`.
+
+    The same walk as browse(): no `..`, no symlink followed anywhere (the file itself is opened with
+    O_NOFOLLOW). A FIFO, socket or device is refused without being opened for reading in a way that
+    could block. Raises VolumeNotFound, NotFound or InvalidArgument.
+    """
+    volume = get(name)
+    parts = _components(relpath)
+    if not parts:
+        raise InvalidArgument("give the path of a file inside the volume")
+    fd = _open_dir(volume, parts[:-1], relpath)
+    try:
+        try:
+            # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+            file_fd = os.open(
+                parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd
+            )
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise InvalidArgument(
+                    f"{relpath} is a symbolic link, which the browser does not follow"
+                ) from exc
+            raise _path_error(exc, name, relpath, fd, parts[-1]) from exc
+    finally:
+        os.close(fd)
+    try:
+        if not stat_mod.S_ISREG(os.fstat(file_fd).st_mode):
+            raise InvalidArgument(f"{relpath} is not a regular file")
+        chunks: list[bytes] = []
+        left = max(0, limit)
+        while left > 0:
+            chunk = os.read(file_fd, min(left, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot read {relpath} in volume {name}: {exc.strerror}") from exc
+    finally:
+        os.close(file_fd)

@@ -1,0 +1,64 @@
+"""Forms of the volume pages: create (with labels and driver options as key=value lines) and prune."""
+
+from __future__ import annotations
+
+from django import forms
+
+MAX_PAIRS = 100
+
+
+def parse_pairs(text: str, what: str) -> dict[str, str]:
+    """Turn `key=value` lines into a dict; blank lines are skipped. Raise ValidationError naming the line."""
+    pairs: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise forms.ValidationError(f"line {number}: write each {what} as key=value")
+        pairs[key] = value.strip()
+    if len(pairs) > MAX_PAIRS:
+        raise forms.ValidationError(f"at most {MAX_PAIRS} {what}s")
+    return pairs
+
+
+class VolumeCreateForm(forms.Form):
+    """`berth volume create [--label k=v]… [--opt k=v]… [NAME]`."""
+
+    name = forms.CharField(
+        label="Name",
+        required=False,
+        max_length=255,
+        help_text="Letters, digits, _ . - (at least two characters). Left empty, a random name is chosen.",
+    )
+    labels = forms.CharField(
+        label="Labels",
+        required=False,
+        max_length=20000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One key=value per line.",
+    )
+    options = forms.CharField(
+        label="Driver options",
+        required=False,
+        max_length=20000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="One key=value per line (type, device, o, size).",
+    )
+
+    def clean_name(self) -> str | None:
+        return (self.cleaned_data.get("name") or "").strip() or None
+
+    def clean_labels(self) -> dict[str, str]:
+        return parse_pairs(self.cleaned_data.get("labels") or "", "label")
+
+    def clean_options(self) -> dict[str, str]:
+        return parse_pairs(self.cleaned_data.get("options") or "", "option")
+
+
+class VolumePruneForm(forms.Form):
+    all = forms.BooleanField(
+        label="Also remove named volumes that no container uses", required=False, initial=False
+    )
