@@ -9,12 +9,26 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from engine.cli import container_commands, image_commands, system_commands, volume_commands
+from engine.cli import (
+    build_commands,
+    container_commands,
+    image_commands,
+    registry_commands,
+    system_commands,
+    volume_commands,
+)
 from engine.cli.args import Parser
 from engine.errors import EngineError
 
 Handler = Callable[[argparse.Namespace], int]
-MODULES = [container_commands, image_commands, system_commands, volume_commands]
+MODULES = [
+    container_commands,
+    image_commands,
+    system_commands,
+    volume_commands,
+    registry_commands,
+    build_commands,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
