@@ -263,10 +263,27 @@ def remove(ref: str, *, force: bool = False) -> list[dict[str, str]]:
         out.append({"Untagged": digest_row.name})
     if users:
         return out  # forced: the image stays, nameless, while containers use it
+    parent_id = image.parent_id
     image_id, short_id = image.id, image.short_id  # Django clears the pk on delete
     for deleted in imagestore.delete_image(image):
         out.append({"Deleted": deleted})
     events.record("image", "delete", object_id=image_id, object_name=short_id)
+    out.extend(_delete_unused_parents(parent_id))
+    return out
+
+
+def _delete_unused_parents(parent_id: str | None) -> list[dict[str, str]]:
+    """Intermediate build images go with the last image built on them, as Docker does."""
+    out: list[dict[str, str]] = []
+    while parent_id:
+        parent = Image.objects.filter(id=parent_id).first()
+        if parent is None or parent.tags.exists() or parent.children.exists() or parent.containers.exists():
+            break
+        parent_id = parent.parent_id
+        pid, short = parent.id, parent.short_id
+        for deleted in imagestore.delete_image(parent):
+            out.append({"Deleted": deleted})
+        events.record("image", "delete", object_id=pid, object_name=short)
     return out
 
 

@@ -405,3 +405,18 @@ def test_cancelling_from_another_thread_kills_a_silent_run(engine_root: Path, tm
     assert len(outcome) == 1 and isinstance(outcome[0], builds.BuildCancelled)
     wait_for_exit_commands(engine_root)
     assert_nothing_left(engine_root)
+
+
+def test_removing_a_built_image_removes_its_unused_intermediate_images(engine_root: Path, tmp_path: Path) -> None:
+    from engine.models import Image
+    from engine.services import builds, images
+
+    ctx = make_context(tmp_path, "FROM busybox\nRUN echo a > /a\nENV X=1\nRUN echo b > /b\n")
+    built = builds.build(ctx, tags=["chain:1"])
+    base = images.resolve("busybox")
+    intermediates = set(Image.objects.exclude(id__in=[built.id, base.id]).values_list("id", flat=True))
+    assert intermediates  # the build left untagged step images behind it
+    images.remove("chain:1")
+    # Docker deletes the untagged parents with the last image built on them; the base stays.
+    assert not Image.objects.filter(id__in=intermediates).exists()
+    assert images.resolve("busybox").id == base.id
