@@ -53,7 +53,6 @@ ALLOWED_HOSTS = [h for h in os.environ.get("BERTH_ALLOWED_HOSTS", "127.0.0.1,loc
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("BERTH_TRUSTED_ORIGINS", "").split(",") if o]
 
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

@@ -4,7 +4,15 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboard import views, views_containers, views_events, views_images, views_jobs, views_volumes
+from dashboard import (
+    views,
+    views_build,
+    views_containers,
+    views_events,
+    views_images,
+    views_jobs,
+    views_volumes,
+)
 from dashboard.views_auth import BerthLoginView
 
 urlpatterns = [
@@ -17,6 +25,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include(views_containers)),
     path("", include(views_images)),
+    path("", include(views_build)),
     path("", include(views_volumes)),
     path("", include(views_events)),
     path("", include(views_jobs)),

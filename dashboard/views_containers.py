@@ -1,5 +1,456 @@
-"""Dashboard pages: containers."""
+"""Dashboard pages: the containers list, the Run form, a container's detail tabs, and their actions.
+
+URL names other pages link to: `containers` (list), `container` (detail, `?tab=`), `container_row`
+(one list row, for live refresh), `container_run` (the form). Every action is a POST that runs as the
+signed-in user (`events.acting_as`) after `policy.check`; EngineError is mapped by
+dashboard/errors.py. The list reads rows straight from the Container model (read only) because it
+needs SQL paging and search that `containers.list_containers` (built for `ps`) does not offer; CPU and
+memory are sampled later, only for the running rows on the page (`containers_usage`).
+"""
 
 from __future__ import annotations
 
-urlpatterns: list = []
+import json
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from dashboard import policy, terminals
+from dashboard.errors import is_htmx, toast_trigger
+from dashboard.forms_containers import RunForm, cli_command
+from dashboard.security import allow_inline_style_elements
+from engine import events
+from engine.errors import ContainerNotFound, EngineError, InvalidArgument, InvalidState, PermissionDenied
+from engine.models import Container
+from engine.runtime import lifecycle as transitions
+from engine.services import containerinfo, containers, images, lifecycle
+
+PAGE_SIZE = 50
+STATE_FILTERS: dict[str, tuple[str, ...] | None] = {
+    "all": None,
+    "running": ("running", "paused", "restarting"),
+    "exited": ("exited", "created", "dead"),
+}
+TABS = ("overview", "logs", "terminal", "stats", "processes", "changes", "inspect")
+LOG_TAILS = (100, 1000, 10000, 100000)
+MAX_DIFF = 2000
+_SECRET = re.compile(r"pass|secret|token|key|credential|auth|private|api_?key|cookie|session", re.I)
+# action → (service call, policy action, past tense for the toast)
+ACTIONS: dict[str, tuple[Any, str, str]] = {
+    "start": (lifecycle.start, "container.lifecycle", "Started"),
+    "stop": (lifecycle.stop, "container.lifecycle", "Stopped"),
+    "restart": (lifecycle.restart, "container.lifecycle", "Restarted"),
+    "pause": (lifecycle.pause, "container.lifecycle", "Paused"),
+    "unpause": (lifecycle.unpause, "container.lifecycle", "Unpaused"),
+    "kill": (lifecycle.kill, "container.lifecycle", "Killed"),
+    "remove": (lambda ref: lifecycle.remove(ref, force=True), "container.remove", "Removed"),
+}
+BULK_ACTIONS = ("start", "stop", "restart", "remove")
+
+
+def available_actions(state: str) -> list[str]:
+    """The lifecycle actions that make sense from `state` (remove is always offered; it forces)."""
+    shown = [
+        a for a in ("start", "stop", "restart", "pause", "unpause", "kill") if state in transitions.ALLOWED[a]
+    ]
+    if "stop" in shown and state in ("created", "exited"):
+        shown.remove("stop")  # allowed by the table (a no-op) but pointless as a button
+    return [*shown, "remove"]
+
+
+def _annotate(container: Container, user: Any) -> Container:
+    """Attach what the templates need to decide buttons (not saved: attributes for rendering only)."""
+    container.actions = available_actions(container.state)  # type: ignore[attr-defined]
+    container.active = container.state in ("running", "paused", "restarting")  # type: ignore[attr-defined]
+    return container
+
+
+def _perms(user: Any) -> dict[str, bool]:
+    return {
+        "lifecycle": policy.allowed(user, "container.lifecycle"),
+        "remove": policy.allowed(user, "container.remove"),
+        "create": policy.allowed(user, "container.create"),
+        "terminal": policy.allowed(user, "terminal"),
+        "admin": policy.role_of(user) == policy.ADMIN,
+    }
+
+
+# -- list ----------------------------------------------------------------------------------------
+
+
+def _list_context(request: HttpRequest, params: Any) -> dict[str, Any]:
+    state = params.get("state") if params.get("state") in STATE_FILTERS else "all"
+    query = (params.get("q") or "").strip()[:200]
+    rows = Container.objects.only("id", "name", "image_ref", "state", "exit_code", "created").order_by(
+        "-created"
+    )
+    if STATE_FILTERS[state]:
+        rows = rows.filter(state__in=STATE_FILTERS[state])
+    if query:
+        match = Q(name__icontains=query) | Q(image_ref__icontains=query)
+        if re.fullmatch(r"[0-9a-f]+", query):
+            match |= Q(id__startswith=query)
+        rows = rows.filter(match)
+    page = Paginator(rows, PAGE_SIZE).get_page(params.get("page"))
+    counts = dict(Container.objects.values_list("state").annotate(n=Count("id")))
+    chips = {
+        name: sum(n for s, n in counts.items() if states is None or s in states)
+        for name, states in STATE_FILTERS.items()
+    }
+    items = [_annotate(c, request.user) for c in page.object_list]
+    return {
+        "page": page,
+        "containers": items,
+        "running_ids": [c.id for c in items if c.state == "running"],
+        "state": state,
+        "q": query,
+        "chips": chips,
+        "total": chips["all"],
+        "perms": _perms(request.user),
+        "bulk_actions": BULK_ACTIONS,
+    }
+
+
+@login_required
+@require_GET
+def container_list(request: HttpRequest) -> HttpResponse:
+    policy.check(request.user, "view")
+    context = _list_context(request, request.GET)
+    if is_htmx(request):
+        return render(request, "dashboard/partials/_container_table.html", context)
+    return render(request, "dashboard/containers.html", context)
+
+
+@login_required
+@require_GET
+def container_row(request: HttpRequest, ref: str) -> HttpResponse:
+    policy.check(request.user, "view")
+    try:
+        container = containers.resolve(ref)
+    except ContainerNotFound:
+        return HttpResponse("")  # removed meanwhile: the row disappears
+    context = {"c": _annotate(container, request.user), "perms": _perms(request.user), "flash": True}
+    return render(request, "dashboard/partials/_container_row.html", context)
+
+
+# CPU % needs two samples; the last one per container is kept here (bounded, per process).
+_samples: dict[str, tuple[float, int]] = {}
+_samples_lock = threading.Lock()
+
+
+@login_required
+@require_GET
+def container_usage(request: HttpRequest) -> HttpResponse:
+    """CPU and memory of the running rows on a page, as out-of-band swaps (lazy: after the page renders)."""
+    policy.check(request.user, "view")
+    ids = [i for i in request.GET.get("ids", "").split(",") if re.fullmatch(r"[0-9a-f]{64}", i)][:PAGE_SIZE]
+    first = {cid: _sample(cid) for cid in ids}
+    fresh = [cid for cid, (sample, prev) in first.items() if sample is not None and prev is None]
+    if fresh:
+        time.sleep(0.25)  # containers never sampled before: take a second sample for a CPU figure
+        first.update({cid: _sample(cid) for cid in fresh})
+    usage = []
+    for cid, (sample, prev) in first.items():
+        cpu = None
+        if sample is not None and prev is not None and sample.time > prev[0]:
+            cpu = max(0.0, (sample.cpu_ns - prev[1]) / ((sample.time - prev[0]) * 1e9) * 100)
+        usage.append({"id": cid, "sample": sample, "cpu": cpu})
+    return render(request, "dashboard/partials/_container_usage.html", {"usage": usage})
+
+
+def _sample(container_id: str) -> tuple[Any, tuple[float, int] | None]:
+    try:
+        sample = containerinfo.stats(container_id)
+    except EngineError:
+        return None, None
+    if not sample.memory_limit:
+        return None, None
+    with _samples_lock:
+        previous = _samples.get(container_id)
+        if len(_samples) > 5000:
+            _samples.clear()
+        _samples[container_id] = (sample.time, sample.cpu_ns)
+    return sample, previous
+
+
+@login_required
+@require_POST
+def container_bulk(request: HttpRequest) -> HttpResponse:
+    policy.check(request.user, "container.lifecycle")  # refuse before reading anything
+    action = request.POST.get("action", "")
+    if action not in BULK_ACTIONS:
+        raise InvalidArgument(f"unknown bulk action {action!r}")
+    call, needed, done = ACTIONS[action]
+    targets = [containers.resolve(ref) for ref in request.POST.getlist("ids")[:500]]
+    if not targets:
+        raise InvalidArgument("select at least one container")
+    for container in targets:
+        policy.check(request.user, needed, container)
+    ok, failed = [], []
+    with events.acting_as(request.user.get_username()):
+        for container in targets:
+            try:
+                call(container.id)
+                ok.append(container.name)
+            except EngineError as exc:
+                failed.append(f"{container.name}: {exc}")
+    message = f"{done} {len(ok)} container{'s' if len(ok) != 1 else ''}" + (
+        f": {', '.join(ok)}" if ok else ""
+    )
+    if failed:
+        message += ". Failed: " + "; ".join(failed)
+    level = "error" if failed else "success"
+    if not is_htmx(request):
+        messages.add_message(request, messages.ERROR if failed else messages.SUCCESS, message)
+        return redirect("containers")
+    response = render(
+        request, "dashboard/partials/_container_table.html", _list_context(request, request.POST)
+    )
+    response["HX-Trigger"] = toast_trigger(message, level=level)
+    return response
+
+
+@login_required
+@require_POST
+def container_action(request: HttpRequest, ref: str, action: str) -> HttpResponse:
+    if action not in ACTIONS:
+        raise InvalidArgument(f"unknown container action {action!r}")
+    call, needed, done = ACTIONS[action]
+    container = containers.resolve(ref)
+    policy.check(request.user, needed, container)
+    name = container.name
+    with events.acting_as(request.user.get_username()):
+        call(container.id)
+    message = f"{done} {name}"
+    if action == "remove":
+        if is_htmx(request):
+            response = HttpResponse("")
+            if request.POST.get("view") == "header":
+                response["HX-Redirect"] = reverse("containers")
+            response["HX-Trigger"] = toast_trigger(message, level="success")
+            return response
+        messages.success(request, message)
+        return redirect("containers")
+    if not is_htmx(request):
+        messages.success(request, message)
+        return redirect("container", ref=container.id)
+    container = containers.resolve(container.id)
+    context = {"c": _annotate(container, request.user), "perms": _perms(request.user), "flash": True}
+    template = "_container_header.html" if request.POST.get("view") == "header" else "_container_row.html"
+    response = render(request, f"dashboard/partials/{template}", context)
+    response["HX-Trigger"] = toast_trigger(message, level="success")
+    return response
+
+
+# -- run -----------------------------------------------------------------------------------------
+
+
+def _image_names() -> list[str]:
+    names = {f"{row.repository}:{row.tag}" for row in images.list_images() if row.repository != "<none>"}
+    return sorted(names)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def container_run(request: HttpRequest) -> HttpResponse:
+    policy.check(request.user, "container.create")
+    status = 200
+    if request.method == "POST":
+        form = RunForm(request.POST)
+        if form.is_valid():
+            created = _create_and_start(request, form)
+            if created is not None:
+                return redirect(reverse("container", kwargs={"ref": created.id}) + "?tab=logs")
+        status = 403 if getattr(form, "refused", False) else 400
+    else:
+        form = RunForm()
+    context = {
+        "form": form,
+        "image_names": _image_names(),
+        "cli": cli_command(
+            form.data if form.is_bound else {**{k: f.initial for k, f in form.fields.items()}}
+        ),
+        "perms": _perms(request.user),
+    }
+    return render(request, "dashboard/container_run.html", context, status=status)
+
+
+def _create_and_start(request: HttpRequest, form: RunForm) -> Container | None:
+    """Check the policy, create and start; on a refusal or engine error, put it on the form and return None."""
+    try:
+        policy.check(request.user, "container.create", spec=form.spec())
+    except PermissionDenied as exc:
+        form.refused = True  # type: ignore[attr-defined]
+        form.refuse(exc)
+        return None
+    with events.acting_as(request.user.get_username()):
+        try:
+            container = containers.create(form.to_options())
+        except EngineError as exc:
+            form.engine_error(exc)
+            return None
+        try:
+            lifecycle.start(container.id)
+        except EngineError as exc:
+            # Docker leaves the container created when start fails; so do we, and say why.
+            messages.error(request, f"{container.name} was created but did not start: {exc}")
+            return container
+    messages.success(request, f"Started {container.name}")
+    return container
+
+
+@login_required
+@require_POST
+def container_run_preview(request: HttpRequest) -> HttpResponse:
+    """The `berth run` line for what is typed so far (the form re-asks as you type)."""
+    policy.check(request.user, "container.create")
+    return render(request, "dashboard/partials/_container_cli.html", {"cli": cli_command(request.POST)})
+
+
+# -- detail --------------------------------------------------------------------------------------
+
+
+def mask_env(env: list[str]) -> list[tuple[str, str, bool]]:
+    """(key, value, masked) per KEY=value; values of keys that look like secrets are hidden."""
+    out = []
+    for item in env or []:
+        key, _, value = str(item).partition("=")
+        secret = bool(_SECRET.search(key)) and value != ""
+        out.append((key, "••••••••" if secret else value, secret))
+    return out
+
+
+def _masked_inspect(data: dict[str, Any]) -> str:
+    config = data.get("Config") or {}
+    if config.get("Env"):
+        config["Env"] = [f"{k}={v}" for k, v, _ in mask_env(config["Env"])]
+    return json.dumps(data, indent=2, sort_keys=False, default=str)
+
+
+@login_required
+@require_GET
+def container_detail(request: HttpRequest, ref: str) -> HttpResponse:
+    policy.check(request.user, "view")
+    container = _annotate(containerinfo.get(ref), request.user)
+    tab = request.GET.get("tab") if request.GET.get("tab") in TABS else "overview"
+    context: dict[str, Any] = {"c": container, "tab": tab, "tabs": TABS, "perms": _perms(request.user)}
+    if tab == "overview":
+        context["env"] = mask_env(container.config.get("Env") or [])
+        context["mounts"] = list(container.mounts.all())
+        context["labels"] = sorted((container.labels or {}).items())
+        context["host"] = container.host_config
+        command = (container.config.get("Entrypoint") or []) + (container.config.get("Cmd") or [])
+        context["command"] = " ".join(str(part) for part in command)
+    elif tab == "logs":
+        policy.check(request.user, "logs", container)
+        context["tails"] = LOG_TAILS
+    elif tab == "processes":
+        try:
+            context["processes"] = containerinfo.top(container.id)
+        except InvalidState as exc:
+            context["not_running"] = str(exc)
+    elif tab == "changes":
+        changes = containerinfo.diff(container.id)
+        context["changes"] = changes[:MAX_DIFF]
+        context["changes_total"] = len(changes)
+    elif tab == "inspect":
+        context["inspect"] = _masked_inspect(containerinfo.inspect(container.id))
+    elif tab == "terminal":
+        context["commands"] = list(terminals.COMMANDS)
+    response = render(request, "dashboard/container_detail.html", context)
+    if tab == "terminal":
+        # xterm.js's DOM renderer needs <style> elements (see dashboard/security.py).
+        response = allow_inline_style_elements(lambda _request: response)(request)
+    return response
+
+
+@login_required
+@require_GET
+def container_header(request: HttpRequest, ref: str) -> HttpResponse:
+    policy.check(request.user, "view")
+    try:
+        container = containers.resolve(ref)
+    except ContainerNotFound:
+        return render(request, "dashboard/partials/_container_header.html", {"removed": True, "ref": ref})
+    context = {"c": _annotate(container, request.user), "perms": _perms(request.user), "flash": True}
+    return render(request, "dashboard/partials/_container_header.html", context)
+
+
+@login_required
+@require_POST
+def terminal_token(request: HttpRequest, ref: str) -> JsonResponse:
+    """Grant one terminal session: a single-use token for the websocket, valid TOKEN_TTL seconds."""
+    policy.check(request.user, "terminal")
+    container = containerinfo.get(ref)
+    command = terminals.command_for(request.POST.get("command", ""))
+    policy.check(request.user, "terminal", container, spec={"command": list(command)})
+    containers.check("exec", container)
+    exec_user = request.POST.get("user", "").strip() or None
+    if exec_user is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}(:[A-Za-z0-9_.-]{1,32})?", exec_user):
+        raise InvalidArgument(f"invalid user {exec_user!r}: use a name, uid or uid:gid")
+    token = terminals.manager.issue(
+        user_id=request.user.pk, container_id=container.id, command=command, exec_user=exec_user
+    )
+    url = f"/ws/containers/{container.id}/terminal/?token={token}"
+    return JsonResponse({"token": token, "url": url, "expires_in": terminals.TOKEN_TTL})
+
+
+@login_required
+@require_GET
+def logs_download(request: HttpRequest, ref: str) -> StreamingHttpResponse:
+    """The whole log as text/plain, streamed (raw bytes, escapes kept: it is a download, not a page)."""
+    container = containers.resolve(ref)
+    policy.check(request.user, "logs", container)
+    stamps = request.GET.get("timestamps") == "1"
+    lines = containerinfo.logs(container.id, containerinfo.LogQuery())
+    response = StreamingHttpResponse(_chunks(lines, stamps), content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{container.name}.log"'
+    return response
+
+
+async def _chunks(lines: Iterator[Any], stamps: bool) -> AsyncIterator[bytes]:
+    take = sync_to_async(_take)
+    while True:
+        chunk = await take(lines, stamps)
+        if not chunk:
+            return
+        yield chunk
+
+
+def _take(lines: Iterator[Any], stamps: bool, count: int = 2000) -> bytes:
+    out = bytearray()
+    for line in lines:
+        if stamps:
+            out += f"{line.time.isoformat()} {line.stream} ".encode()
+        out += line.data + b"\n"
+        count -= 1
+        if count <= 0:
+            break
+    return bytes(out)
+
+
+urlpatterns = [
+    path("containers/", container_list, name="containers"),
+    path("containers/usage/", container_usage, name="containers_usage"),
+    path("containers/bulk/", container_bulk, name="containers_bulk"),
+    path("containers/run/", container_run, name="container_run"),
+    path("containers/run/preview/", container_run_preview, name="container_run_preview"),
+    path("containers/<str:ref>/", container_detail, name="container"),
+    path("containers/<str:ref>/row/", container_row, name="container_row"),
+    path("containers/<str:ref>/header/", container_header, name="container_header"),
+    path("containers/<str:ref>/actions/<slug:action>/", container_action, name="container_action"),
+    path("containers/<str:ref>/terminal/token/", terminal_token, name="container_terminal_token"),
+    path("containers/<str:ref>/logs/download/", logs_download, name="container_logs_download"),
+]

@@ -21,7 +21,7 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
     if job.created_by != request.user.get_username() and policy.role_of(request.user) != policy.ADMIN:
         raise PermissionDenied("this job belongs to another user")
     template = "dashboard/partials/_job.html" if request.headers.get("HX-Request") else "dashboard/job.html"
-    return render(request, template, {"job": job})
+    return render(request, template, {"job": job, "cancellable": jobs.can_cancel(job.pk)})
 
 
 urlpatterns = [path("jobs/<uuid:job_id>/", job_detail, name="job")]

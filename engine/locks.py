@@ -32,6 +32,27 @@ def locked(kind: str, key: str) -> Iterator[None]:
 
 
 @contextmanager
+def try_locked(kind: str, key: str) -> Iterator[bool]:
+    """Take the exclusive lock on (kind, key) if it is free; yield whether it was taken.
+
+    For housekeeping (log rotation) that must not wait behind a long stop or start.
+    """
+    directory = conf.locks_dir()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = directory / f"{kind}-{_SAFE.sub('_', key)[:200]}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+@contextmanager
 def holding_shared(kind: str, key: str) -> Iterator[None]:
     """Hold a shared lock on (kind, key): a marker that another process can test with `is_held`."""
     directory = conf.locks_dir()

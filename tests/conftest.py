@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,9 @@ def require(condition: bool, reason: str) -> None:
 def require_root() -> None:
     require(os.geteuid() == 0, "must run as root")
     for tool in ("runc", "conmon"):
-        require(shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin") is not None, f"{tool} is not installed")
+        require(
+            shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin") is not None, f"{tool} is not installed"
+        )
 
 
 @pytest.fixture
@@ -128,3 +131,160 @@ def leak_guard() -> Iterator[None]:
         leaks.append("nft ruleset changed")
     if leaks:
         pytest.fail("test leaked: " + "; ".join(leaks))
+
+
+# -- the CLI as a user runs it, against a private engine ------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def _berth_template() -> Iterator[Path]:
+    """One migrated and seeded BERTH_ROOT, copied for each test (`manage.py setup` takes seconds)."""
+    require_root()
+    template = Path(tempfile.mkdtemp(prefix="bt-tpl-", dir="/tmp"))
+    run = Path(tempfile.mkdtemp(prefix="bt-tpl-", dir="/tmp"))
+    env = _cli_env(template, run)
+    subprocess.run(
+        [sys.executable, str(REPO / "manage.py"), "setup"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    shutil.rmtree(run, ignore_errors=True)
+    yield template
+    shutil.rmtree(template, ignore_errors=True)
+
+
+def _cli_env(root: Path, run: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "BERTH_TEST_DB")}
+    env.update(
+        BERTH_ROOT=str(root),
+        BERTH_RUN=str(run),
+        BERTH_ADMIN_PASSWORD="test-only-password",
+        DJANGO_SETTINGS_MODULE="dashboard.settings",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    return env
+
+
+class BerthCLI:
+    """`manage.py berth …` in subprocesses against one private engine root, as a user would type it."""
+
+    def __init__(self, root: Path, run: Path) -> None:
+        self.root = root
+        self.run_dir = run
+        self.env = _cli_env(root, run)
+        self.argv = [sys.executable, str(REPO / "manage.py"), "berth"]
+        self.conmons_before = _conmons()
+
+    def __call__(
+        self, *args: str, timeout: float = 120, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [*self.argv, *args], env=self.env, capture_output=True, text=True, timeout=timeout, input=input
+        )
+        # Whatever happens, the CLI never shows a traceback (errors are one `Error: …` line).
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return proc
+
+    def ok(self, *args: str, timeout: float = 120) -> str:
+        proc = self(*args, timeout=timeout)
+        assert proc.returncode == 0, f"berth {' '.join(args)} → {proc.returncode}: {proc.stderr}"
+        return proc.stdout
+
+    def fail(self, *args: str, timeout: float = 120) -> str:
+        """Run a command that must fail; return its one `Error: …` line."""
+        proc = self(*args, timeout=timeout)
+        assert proc.returncode != 0, f"berth {' '.join(args)} unexpectedly succeeded: {proc.stdout}"
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("Error: ")]
+        assert len(errors) == 1, proc.stderr
+        return errors[0]
+
+    def popen(self, *args: str, **kwargs: object) -> subprocess.Popen[str]:
+        return subprocess.Popen([*self.argv, *args], env=self.env, text=True, **kwargs)  # type: ignore[call-overload]
+
+    def inspect(self, ref: str) -> dict:  # type: ignore[type-arg]
+        import json
+
+        return json.loads(self.ok("container", "inspect", ref))[0]
+
+    def cleanup(self) -> None:
+        """Force-remove every container, then wait for the exit commands conmon started."""
+        ids = self("ps", "-aq", "--no-trunc").stdout.split()
+        if ids:
+            self("rm", "-f", "-v", *ids, timeout=120)
+        self.wait_for_engine_processes()
+        settle_conmons(self.conmons_before)
+        # The engine cleans up after itself: no mount, runc container or conmon of this root is
+        # left once every container is removed. Checked per root, so other engines on the host
+        # (other test runs) cannot make this pass or fail.
+        left = [m for m in _mount_points() if m.startswith((f"{self.root}/", f"{self.run_dir}/"))]
+        assert not left, f"mounts left by the engine: {left}"
+        runc_root = self.run_dir / "runc"
+        assert not runc_root.is_dir() or not any(runc_root.iterdir()), list(runc_root.iterdir())
+        assert not _processes_with(str(self.run_dir).encode(), where="cmdline")
+
+    def wait_for_engine_processes(self, timeout: float = 60) -> None:
+        """Wait until no process of this engine is left (exit commands finish after the container)."""
+        import time
+
+        marker = f"BERTH_ROOT={self.root}\0".encode()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _processes_with(marker):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"engine processes still running: {_processes_with(marker)}")
+
+
+def settle_conmons(before: set[int], timeout: float = 15) -> None:
+    """Wait for exited conmons to be reaped before the leak guard looks.
+
+    conmon daemonises, so its parent is PID 1, which on these hosts reaps orphans only after a
+    second or two: a `[conmon] <defunct>` that is about to go is not a leak.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while _conmons() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _mount_points() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f]
+
+
+def _processes_with(marker: bytes, *, where: str = "environ") -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            if marker in Path(f"/proc/{entry}/{where}").read_bytes():
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture
+def berth_cli(_berth_template: Path) -> Iterator[BerthCLI]:
+    """A fresh engine (a copy of the migrated, seeded template) driven through the CLI."""
+    root = Path(tempfile.mkdtemp(prefix="bt-", dir="/tmp"))
+    run = Path(tempfile.mkdtemp(prefix="bt-", dir="/run" if os.access("/run", os.W_OK) else "/tmp"))
+    root.rmdir()
+    shutil.copytree(_berth_template, root, symlinks=True)
+    cli = BerthCLI(root, run)
+    try:
+        yield cli
+    finally:
+        try:
+            cli.cleanup()
+        finally:
+            unmount_under(root)
+            unmount_under(run)
+            shutil.rmtree(root, ignore_errors=True)
+            shutil.rmtree(run, ignore_errors=True)

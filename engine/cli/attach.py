@@ -50,7 +50,7 @@ def _run_attached(container: Container, *, interactive: bool, tty: bool) -> int:
         if tty:
             _watch_window(container)
         _relay(sock, interactive=interactive)
-    return lifecycle.wait(container.id)
+    return lifecycle.wait(container)
 
 
 def _follow_logs(container: Container) -> int:
@@ -64,7 +64,7 @@ def _follow_logs(container: Container) -> int:
             out.flush()
     finally:
         stop.set()
-    return lifecycle.wait(container.id)
+    return lifecycle.wait(container)
 
 
 @contextlib.contextmanager

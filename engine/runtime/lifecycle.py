@@ -21,7 +21,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "start": frozenset({CREATED, EXITED}),
     "stop": frozenset({RUNNING, PAUSED, RESTARTING, CREATED, EXITED}),
     "restart": frozenset({CREATED, RUNNING, EXITED, RESTARTING}),
-    "kill": frozenset({RUNNING, RESTARTING}),
+    "kill": frozenset({RUNNING, PAUSED, RESTARTING}),  # a paused one only with SIGKILL
     "pause": frozenset({RUNNING}),
     "unpause": frozenset({PAUSED}),
     "exec": frozenset({RUNNING}),

@@ -7,12 +7,15 @@ reverse and is safe to call twice: each step treats "already gone" as done.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -21,7 +24,7 @@ from engine import conf
 from engine.errors import InvalidArgument, RuntimeFailure
 from engine.models import Container, Mount
 from engine.runtime import cgroups, conmon, seccomp, spec, users
-from engine.runtime.options import DEFAULT_LOG_MAX_SIZE
+from engine.runtime.options import DEFAULT_LOG_MAX_FILE, DEFAULT_LOG_MAX_SIZE
 from engine.runtime.runc import ContainerGone, Runc
 from engine.services import imagestore, volumes
 from engine.store import overlay
@@ -30,6 +33,10 @@ from engine.undo import UndoStack
 INIT_PATH = "/run/berth-init"
 INIT_BINARIES = ("/usr/bin/tini-static", "/usr/bin/catatonit")
 MANAGE_PY = Path(settings.BASE_DIR) / "manage.py"
+LOG_BACKSTOP_FACTOR = 3
+# Held around conmon.spawn: execs.open_terminal briefly makes this process a subreaper, and a conmon
+# daemonising inside that window would be adopted (and left a zombie) instead of going to PID 1.
+ADOPTION_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,7 @@ def launch(container: Container, *, undo: UndoStack) -> conmon.SpawnResult:
     for directory in (p.exit_dir, p.socket_dir, p.pidfile.parent, conf.run_dir() / "runc"):
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     p.exit_file.unlink(missing_ok=True)
+    exit_handled_marker(container.id).unlink(missing_ok=True)  # this run's exit is the exit command's
     _delete_runc_container(container.id)  # a stale one from a crash would make create fail
     lowers = imagestore.layer_paths(container.image)
     p.rootfs.mkdir(mode=0o755, exist_ok=True)
@@ -97,12 +105,20 @@ def launch(container: Container, *, undo: UndoStack) -> conmon.SpawnResult:
     profile = (
         None
         if host.get("Privileged") or "seccomp=unconfined" in (host.get("SecurityOpt") or [])
-        else seccomp.default_profile()
+        else _resolved_seccomp(spec.effective_caps(inp.cap_add, inp.cap_drop, privileged=inp.privileged))
     )
     document = spec.build_spec(inp, seccomp=profile)
-    _write_atomic(p.bundle / "config.json", json.dumps(document).encode())
-    log_max = int((host.get("LogConfig") or {}).get("Config", {}).get("max-size") or DEFAULT_LOG_MAX_SIZE)
-    result = conmon.spawn(
+    # Written again at every start, so a crash cannot leave a stale one that matters: no fsync.
+    _write_atomic(p.bundle / "config.json", json.dumps(document).encode(), sync=False)
+    log_max = _conmon_log_cap(host)
+    with ADOPTION_LOCK:
+        result = _spawn(container, p, log_max)
+    undo.push(teardown, container.id)
+    return result
+
+
+def _spawn(container: Container, p: Paths, log_max: int) -> conmon.SpawnResult:
+    return conmon.spawn(
         conmon=conf.conmon_binary(),
         runtime=conf.runtime_binary(),
         runtime_root=conf.run_dir() / "runc",
@@ -119,8 +135,46 @@ def launch(container: Container, *, undo: UndoStack) -> conmon.SpawnResult:
         stdin=bool(container.config.get("OpenStdin")),
         exit_command=exit_command(container.id),
     )
-    undo.push(teardown, container.id)
-    return result
+
+
+@functools.lru_cache(maxsize=32)
+def _resolved_seccomp_cached(caps: tuple[str, ...]) -> str:
+    return json.dumps(seccomp.resolve(seccomp.default_profile(), caps))
+
+
+def _resolved_seccomp(caps: list[str]) -> dict[str, Any]:
+    """The default profile resolved for these capabilities, computed once per capability set.
+
+    Resolving (and copying) the profile at every start cost milliseconds on the start path; the
+    result is already in OCI form, which build_spec passes through.
+    """
+    return json.loads(_resolved_seccomp_cached(tuple(sorted(caps))))
+
+
+@functools.cache
+def _thermal_throttle_paths() -> tuple[str, ...]:
+    return tuple(spec.thermal_throttle_paths())  # the host's CPUs do not change under us
+
+
+@functools.cache
+def _cgroup_v2() -> bool:
+    return cgroups.detect_mode() == "v2"
+
+
+def _conmon_log_cap(host: dict[str, Any]) -> int:
+    """conmon's --log-size-max: a backstop at 3x max-size while the engine rotates at max-size.
+
+    conmon 2.1.6 truncates (loses) the log at its cap rather than rotating, so the cap must only
+    be reached by a flood between two rotations (lifecycle.rotate_log). With max-file 1 there is
+    nothing to rotate into and conmon's truncation at max-size is Docker's behaviour.
+    """
+    config = (host.get("LogConfig") or {}).get("Config") or {}
+    try:
+        size = int(config.get("max-size") or DEFAULT_LOG_MAX_SIZE)
+        files = int(config.get("max-file") or DEFAULT_LOG_MAX_FILE)
+    except (TypeError, ValueError):
+        size, files = DEFAULT_LOG_MAX_SIZE, DEFAULT_LOG_MAX_FILE
+    return size * LOG_BACKSTOP_FACTOR if files > 1 else size
 
 
 def exit_command(container_id: str) -> list[str]:
@@ -137,7 +191,41 @@ def exit_command(container_id: str) -> list[str]:
         env.append(f"DATABASE_URL={os.environ['DATABASE_URL']}")
     if os.environ.get("BERTH_SECRET_KEY"):
         env.append(f"BERTH_SECRET_KEY={os.environ['BERTH_SECRET_KEY']}")
-    return ["/usr/bin/env", *env, sys.executable, str(MANAGE_PY), "berth", "container-exited", container_id]
+    command = [
+        "/usr/bin/env",
+        *env,
+        sys.executable,
+        str(MANAGE_PY),
+        "berth",
+        "container-exited",
+        container_id,
+    ]
+    # A shell checks the marker first: when an engine process that is stopping or removing the
+    # container records the exit itself, booting Django (about a CPU-second) to find nothing to do
+    # is skipped. That is what made `rm -f` of many containers slow.
+    return [
+        "/bin/sh",
+        "-c",
+        '[ -e "$0" ] && exit 0; exec "$@"',
+        str(exit_handled_marker(container_id)),
+        *command,
+    ]
+
+
+def exit_handled_marker(container_id: str) -> Path:
+    """A file that tells conmon's exit command that an engine process records this exit itself."""
+    return paths(container_id).pidfile.parent / "exit-handled"
+
+
+def mark_exit_handled(container_id: str) -> None:
+    """Call before an explicit stop, SIGKILL or forced removal that records the exit itself.
+
+    If that process dies before recording it, the next read of the state (refresh, maintain,
+    reconcile_all) does; an explicit stop never triggers a restart policy, so nothing else is lost.
+    """
+    marker = exit_handled_marker(container_id)
+    marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    marker.touch()
 
 
 def teardown(container_id: str) -> None:
@@ -152,6 +240,8 @@ def teardown(container_id: str) -> None:
 
 
 def _delete_runc_container(container_id: str) -> None:
+    if not (conf.run_dir() / "runc" / container_id).exists():
+        return  # runc keeps its state there: without it there is nothing to delete (saves a fork)
     try:
         runc().delete(container_id, force=True)
     except ContainerGone:
@@ -204,7 +294,7 @@ def _spec_input(container: Container, p: Paths) -> spec.SpecInput:
         readonly_rootfs=bool(host.get("ReadonlyRootfs")),
         mounts=mounts,
         netns_path=spec.HOST_NETNS if network == "host" else None,
-        cgroup_v2=cgroups.detect_mode() == "v2",
+        cgroup_v2=_cgroup_v2(),
         cap_add=host.get("CapAdd") or (),
         cap_drop=host.get("CapDrop") or (),
         privileged=bool(host.get("Privileged")),
@@ -215,7 +305,7 @@ def _spec_input(container: Container, p: Paths) -> spec.SpecInput:
         pids_limit=None if pids in (None, -1) else int(pids),
         no_new_privileges="no-new-privileges:false" not in (host.get("SecurityOpt") or []),
         cgroups_path=cgroups.cgroups_path_for(container.id),
-        masked_paths=spec.thermal_throttle_paths(),
+        masked_paths=_thermal_throttle_paths(),
         hosts_path=str(p.userdata / "hosts"),
         hostname_path=str(p.userdata / "hostname"),
         resolv_conf_path=str(p.userdata / "resolv.conf"),
@@ -244,9 +334,10 @@ def _write_etc_files(container: Container, p: Paths) -> None:
     p.userdata.mkdir(mode=0o700, exist_ok=True)
     hostname = _hostname(container)
     hosts = f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
-    _write_atomic(p.userdata / "hostname", f"{hostname}\n".encode(), mode=0o644)
-    _write_atomic(p.userdata / "hosts", hosts.encode(), mode=0o644)
-    _write_atomic(p.userdata / "resolv.conf", _resolv_conf(container).encode(), mode=0o644)
+    # Regenerated at every start, so no fsync: a crash cannot leave one that is ever read.
+    _write_atomic(p.userdata / "hostname", f"{hostname}\n".encode(), mode=0o644, sync=False)
+    _write_atomic(p.userdata / "hosts", hosts.encode(), mode=0o644, sync=False)
+    _write_atomic(p.userdata / "resolv.conf", _resolv_conf(container).encode(), mode=0o644, sync=False)
 
 
 def _resolv_conf(container: Container) -> str:
@@ -261,12 +352,13 @@ def _resolv_conf(container: Container) -> str:
     return "\n".join(kept) + "\n"
 
 
-def _write_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+def _write_atomic(path: Path, data: bytes, *, mode: int = 0o600, sync: bool = True) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.chmod(tmp, mode)

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.errors import InvalidArgument
+from engine.errors import ContainerNotFound, InvalidArgument
 from engine.models import Container, ContainerState
 from engine.runtime import cgroups, logfile
 from engine.services import bundle, containers, imagestore, lifecycle, volumes
@@ -104,35 +104,92 @@ def logs(ref: str, query: LogQuery, *, stop: threading.Event | None = None) -> I
     """The container's log lines (across rotated files). With follow, keeps going until it exits or `stop`."""
     container = containers.resolve(ref)
     path = bundle.paths(container.id).log
+    if container.state in lifecycle.ACTIVE:
+        lifecycle.rotate_log(container)  # reading is a good moment; the server's loop does it too
     streams = [s for s, on in (("stdout", query.stdout), ("stderr", query.stderr)) if on]
     if not query.follow:
         yield from logfile.read_log(
             path, since=query.since, until=query.until, tail=query.tail, streams=streams
         )
         return
-    stop = stop or threading.Event()
-    watcher = threading.Thread(target=_stop_when_exited, args=(container, stop), daemon=True)
+    if container.state not in lifecycle.ACTIVE:
+        # Nothing more will be written: following a stopped container is reading it (Docker ends too).
+        yield from logfile.read_log(
+            path, since=query.since, until=query.until, tail=query.tail, streams=streams
+        )
+        return
+    outer = stop or threading.Event()
+    drain = _DrainThenStop(outer)
+    watcher = threading.Thread(target=_stop_when_exited, args=(container, drain), daemon=True)
     watcher.start()
-    for line in logfile.follow(path, stop=stop, since=query.since, tail=query.tail, streams=streams):
-        if query.until is not None and line.time >= query.until:
-            stop.set()
-            break
-        yield line
+    try:
+        for line in logfile.follow(
+            path,
+            stop=drain,  # type: ignore[arg-type]
+            since=query.since,
+            tail=query.tail,
+            streams=streams,
+        ):
+            if query.until is not None and line.time >= query.until:
+                break
+            yield line
+    finally:
+        drain.finish()
 
 
-def _stop_when_exited(container: Container, stop: threading.Event) -> None:
-    """Follow ends when the container is no longer running (after the reader drained the file)."""
+class _DrainThenStop:
+    """The stop event handed to logfile.follow: once the container exited, end at the end of the file.
+
+    follow checks `is_set()` between chunks and calls `wait()` only at the end of the file. A stop
+    requested by the watcher (`request()`) takes effect at the first end of file reached *after*
+    the request, so every line conmon wrote before its exit file is read, however long the log.
+    The caller's own event (`outer`, e.g. the CLI on ^C or a closed websocket) stops at once.
+    """
+
+    def __init__(self, outer: threading.Event) -> None:
+        self._outer = outer
+        self._wake = threading.Event()
+        self._requested = False
+        self._drained = False
+
+    def request(self) -> None:
+        self._requested = True
+        self._wake.set()
+
+    def finish(self) -> None:
+        self._drained = True
+        self._wake.set()
+
+    def is_set(self) -> bool:
+        return self._drained or self._outer.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._requested:
+            self._drained = True  # at the end of the file after the exit: everything was read
+            return True
+        self._wake.wait(timeout)
+        self._wake.clear()
+        return self.is_set()
+
+
+def _stop_when_exited(container: Container, drain: _DrainThenStop) -> None:
+    """Ask the follower to end once the container is no longer running (after it drained the file)."""
     from django.db import close_old_connections
 
     try:
-        while not stop.is_set():
+        while not drain.is_set():
             fresh = Container.objects.filter(id=container.id).first()
             if fresh is None or fresh.state not in lifecycle.ACTIVE:
-                time.sleep(0.3)  # let the follower read the last lines
-                stop.set()
+                drain.request()
                 return
-            lifecycle.refresh(fresh)
-            stop.wait(0.25)
+            lifecycle.await_exit(fresh, 0.25)  # wakes at the exit (pidfd), not at the next poll
+            try:
+                lifecycle.refresh(fresh)
+            except ContainerNotFound:
+                continue  # removed meanwhile (rm -f): the next look ends the follow
+    except Exception:
+        drain.request()  # a follower must end rather than hang when its watcher cannot watch
+        raise
     finally:
         close_old_connections()
 
@@ -248,24 +305,47 @@ def _host_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+# Mount points runc creates in the container layer for the engine's own mounts; they are not changes
+# the container made (Docker keeps them in a hidden init layer, Podman filters the same list).
+_INIT_PATHS = frozenset(
+    ("/dev", "/proc", "/sys", "/run", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/etc/mtab")
+)
+
+
 def diff(ref: str) -> list[tuple[str, str]]:
-    """Changes in the container layer: (kind, path) with kind A (added), C (changed) or D (deleted)."""
+    """Changes in the container layer: (kind, path) with kind A (added), C (changed) or D (deleted).
+
+    Mount points the engine put there (its /etc files, volume and tmpfs destinations) are left out,
+    and so is a directory listed only because of them.
+    """
     container = containers.resolve(ref)
     upper = bundle.paths(container.id).upper
     lowers = imagestore.layer_paths(container.image)
     if not upper.is_dir():
         raise InvalidArgument(f"container {container.name} has no layer on disk")
+    hidden = _INIT_PATHS | {m.destination for m in container.mounts.all()}
     changes: list[tuple[str, str]] = []
+    directories: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(upper):
         rel_dir = os.path.relpath(dirpath, upper)
         for name in sorted(dirnames + filenames):
             full = os.path.join(dirpath, name)
             rel = "/" + os.path.normpath(os.path.join(rel_dir, name)).lstrip("./")
+            if rel in hidden:
+                continue
             st = os.lstat(full)
             if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
                 changes.append(("D", rel))
             elif any(os.path.lexists(Path(lower) / rel.lstrip("/")) for lower in lowers):
                 changes.append(("C", rel))
+                if stat.S_ISDIR(st.st_mode):
+                    directories.add(rel)
             else:
                 changes.append(("A", rel))
-    return sorted(changes, key=lambda c: c[1])
+    kept = [
+        (kind, path)
+        for kind, path in changes
+        if path not in directories
+        or any(p.startswith(path + "/") for _, p in changes if p not in directories)
+    ]
+    return sorted(kept, key=lambda c: c[1])

@@ -6,11 +6,16 @@ seccomp via the container config) with only args, env, cwd, user and terminal re
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import secrets
+import signal
 import subprocess
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.utils import timezone
@@ -18,8 +23,8 @@ from django.utils import timezone
 from engine import conf, events
 from engine.errors import InvalidArgument, RuntimeFailure
 from engine.models import Container, ExecSession
+from engine.runtime import conmon, spec, users
 from engine.runtime import runc as runc_mod
-from engine.runtime import spec, users
 from engine.services import bundle, containerinfo, containers
 
 
@@ -36,12 +41,21 @@ class ExecRequest:
 
 @dataclass
 class Terminal:
-    """A live exec with a pseudo-terminal: the caller owns `master_fd` and must call `close_session`."""
+    """A live exec with a pseudo-terminal: the caller owns `master_fd` and must call `close_session`.
+
+    The exec process is this process's child (adopted through a subreaper window while runc
+    exits), and a thread reaps exactly that pid the moment it exits: an unreaped exec zombie would
+    keep the container's pid namespace, and so `runc delete` of a stopped or removed container,
+    waiting for about 10 s.
+    """
 
     session_id: str
     container_id: str
     master_fd: int
     pid: int
+    exit_code: int | None = None
+    reaped: threading.Event = field(default_factory=threading.Event)
+    pidfd: int = -1
 
 
 def _exec_dir(container_id: str) -> Path:
@@ -173,7 +187,7 @@ def open_terminal(ref: str, request: ExecRequest) -> Terminal:
     pid_file = directory / f"{session_id[:12]}.pid"
     socket_path = directory / f"{session_id[:12]}.sock"
     try:
-        with runc_mod.ConsoleSocket(socket_path) as console:
+        with _adopting_orphans(), runc_mod.ConsoleSocket(socket_path) as console:
             proc = subprocess.Popen(
                 [
                     bundle.runc().binary,
@@ -212,19 +226,76 @@ def open_terminal(ref: str, request: ExecRequest) -> Terminal:
     except (OSError, ValueError):
         pid = 0
     pid_file.unlink(missing_ok=True)
+    terminal = Terminal(session_id=session_id, container_id=container.id, master_fd=master, pid=pid)
+    _watch(terminal)
     _record(container, session_id, tty_request, pid)
-    return Terminal(session_id=session_id, container_id=container.id, master_fd=master, pid=pid)
+    return terminal
 
 
-def close_session(terminal: Terminal) -> None:
-    """End a terminal session: close the pty and make sure its process is gone."""
+_PR_GET_CHILD_SUBREAPER = 37
+
+
+@contextlib.contextmanager
+def _adopting_orphans() -> Iterator[None]:
+    """Be a subreaper while runc exec -d runs, so the exec process is re-parented to us.
+
+    Only for that window: as a permanent subreaper this process would also adopt every conmon it
+    starts. bundle.ADOPTION_LOCK keeps this process's own conmon launches out of the window; a
+    previous subreaper setting (a server may want one) is restored.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    before = ctypes.c_int(0)
+    libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(before), 0, 0, 0)
+    with bundle.ADOPTION_LOCK:
+        conmon.set_child_subreaper(True)
+        try:
+            yield
+        finally:
+            if not before.value:
+                conmon.set_child_subreaper(False)
+
+
+def _watch(terminal: Terminal) -> None:
+    """Reap the exec's pid (only that pid, never waitpid(-1)) as soon as it exits."""
+    if terminal.pid <= 0:
+        terminal.reaped.set()
+        return
+    try:
+        # While it is our unreaped child its pid cannot be reused, so the pidfd is the right process.
+        terminal.pidfd = os.pidfd_open(terminal.pid)
+    except OSError:
+        terminal.pidfd = -1
+
+    def reap() -> None:
+        try:
+            _, status = os.waitpid(terminal.pid, 0)
+            terminal.exit_code = os.waitstatus_to_exitcode(status)
+            if terminal.exit_code < 0:
+                terminal.exit_code = 128 - terminal.exit_code  # killed by a signal, as a shell says
+        except ChildProcessError:
+            pass  # not adopted (no subreaper support): PID 1 reaps it
+        finally:
+            terminal.reaped.set()
+
+    threading.Thread(target=reap, name=f"exec-reaper-{terminal.pid}", daemon=True).start()
+
+
+def close_session(terminal: Terminal, *, timeout: float = 5.0) -> int | None:
+    """End a terminal session: close the pty, kill its process if it still runs, and reap it.
+
+    Returns the exec's exit code (None if unknown); the container itself is never touched.
+    """
     try:
         os.close(terminal.master_fd)
     except OSError:
         pass
-    if terminal.pid > 0:
-        try:
-            os.kill(terminal.pid, 9)
-        except ProcessLookupError:
-            pass
-    _finish(terminal.session_id, None)
+    if not terminal.reaped.is_set() and terminal.pidfd >= 0:
+        with contextlib.suppress(ProcessLookupError, OSError):
+            signal.pidfd_send_signal(terminal.pidfd, signal.SIGKILL)
+    terminal.reaped.wait(timeout)
+    if terminal.pidfd >= 0:
+        with contextlib.suppress(OSError):
+            os.close(terminal.pidfd)
+        terminal.pidfd = -1
+    _finish(terminal.session_id, terminal.exit_code)
+    return terminal.exit_code

@@ -20,7 +20,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from engine import events
-from engine.errors import EngineError, JobNotFound
+from engine.errors import EngineError, InvalidState, JobNotFound
 from engine.models import Job, JobState
 from engine.progress import LayerProgress, OutputLine, ProgressEvent, StepProgress
 
@@ -35,7 +35,11 @@ def group_name(job_id: uuid.UUID | str) -> str:
 
 
 class _Reporter:
-    """The progress callable handed to the engine: keeps per-layer bars and throttles writes."""
+    """The progress callable handed to the engine: keeps per-layer bars and throttles writes.
+
+    It may be called from any thread (layer decoders report from their own). An update held back by
+    the throttle is stored by a short timer, so the last line before a quiet spell reaches the page.
+    """
 
     def __init__(self, job: Job) -> None:
         self.job = job
@@ -43,24 +47,51 @@ class _Reporter:
         self.lines: list[str] = []
         self.step: dict[str, Any] | None = None
         self._last = 0.0
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._dirty = False
 
     def __call__(self, event: ProgressEvent) -> None:
-        if isinstance(event, LayerProgress):
-            self.layers[event.id] = asdict(event)
-        elif isinstance(event, StepProgress):
-            self.step = asdict(event)
-        elif isinstance(event, OutputLine):
-            self.lines = (self.lines + [event.text])[-200:]
-        now = time.monotonic()
-        finished = isinstance(event, LayerProgress) and event.total and event.done >= event.total
-        if now - self._last >= THROTTLE or finished:
-            self._last = now
-            self.flush()
+        with self._lock:
+            if isinstance(event, LayerProgress):
+                self.layers[event.id] = asdict(event)
+            elif isinstance(event, StepProgress):
+                self.step = asdict(event)
+            elif isinstance(event, OutputLine):
+                self.lines = (self.lines + [event.text])[-200:]
+            self._dirty = True
+            now = time.monotonic()
+            finished = isinstance(event, LayerProgress) and event.total and event.done >= event.total
+            if now - self._last >= THROTTLE or finished:
+                self._store()
+            elif self._timer is None:
+                self._timer = threading.Timer(THROTTLE, self._trailing)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _trailing(self) -> None:
+        try:
+            with self._lock:
+                self._timer = None
+                if self._dirty:
+                    self._store()
+        finally:
+            close_old_connections()
 
     def snapshot(self) -> dict[str, Any]:
         return {"layers": list(self.layers.values()), "step": self.step, "lines": self.lines[-50:]}
 
     def flush(self) -> None:
+        """Store what is held back now and stop the timer (at the end of the job)."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._store()
+
+    def _store(self) -> None:
+        self._last = time.monotonic()
+        self._dirty = False
         self.job.progress = self.snapshot()
         Job.objects.filter(pk=self.job.pk).update(progress=self.job.progress)
         _send(self.job, {"type": "job.progress", "progress": self.job.progress, "state": self.job.state})
@@ -78,12 +109,51 @@ def _send(job: Job, message: dict[str, Any]) -> None:
         logger.debug("could not push job %s", job.pk, exc_info=True)
 
 
-def start(kind: str, title: str, work: Work, *, actor: str, cleanup: Callable[[], None] | None = None) -> Job:
-    """Create a job row and run `work(progress=…)` in a thread. Returns the queued job at once."""
+# Cancel switches of the jobs running in this process that can be cancelled, by job id.
+_cancels: dict[str, threading.Event] = {}
+_cancels_lock = threading.Lock()
+
+
+def start(
+    kind: str,
+    title: str,
+    work: Work,
+    *,
+    actor: str,
+    cleanup: Callable[[], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> Job:
+    """Create a job row and run `work(progress=…)` in a thread. Returns the queued job at once.
+
+    With `cancel`, `cancel_job()` can set that event; the work must watch it (builds do).
+    """
     job = Job.objects.create(kind=kind, title=title[:500], created_by=actor, pid=os.getpid())
+    if cancel is not None:
+        with _cancels_lock:
+            _cancels[str(job.pk)] = cancel
     thread = threading.Thread(target=_run, args=(job, work, actor, cleanup), name=f"job-{kind}", daemon=True)
     thread.start()
     return job
+
+
+def can_cancel(job_id: str | uuid.UUID) -> bool:
+    """True while the job runs in this process and takes a cancel request."""
+    with _cancels_lock:
+        return str(job_id) in _cancels
+
+
+def cancel_job(job_id: str | uuid.UUID) -> None:
+    """Ask a running job to stop. Raise InvalidState for a finished job or one that cannot be cancelled."""
+    job = get(job_id)
+    with _cancels_lock:
+        event = _cancels.get(str(job.pk))
+    if event is None:
+        if job.state in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED):
+            raise InvalidState(f"the job has already finished ({job.state})")
+        raise InvalidState(
+            "this job cannot be cancelled", hint="only builds started by this server process can be cancelled"
+        )
+    event.set()
 
 
 def run_inline(kind: str, title: str, work: Work, *, actor: str) -> Job:
@@ -104,17 +174,28 @@ def _run(job: Job, work: Work, actor: str, cleanup: Callable[[], None] | None) -
         reporter.flush()
         _finish(job, JobState.SUCCEEDED, result=result or {})
     except EngineError as exc:
-        _finish(job, JobState.FAILED, error=str(exc))
+        reporter.flush()
+        cancelled = _was_cancelled(job)
+        _finish(job, JobState.CANCELLED if cancelled else JobState.FAILED, error=str(exc))
     except Exception as exc:  # noqa: BLE001 — the job row must say what happened, whatever it was
         logger.exception("job %s failed", job.pk)
+        reporter.flush()
         _finish(job, JobState.FAILED, error=f"internal error: {exc}")
     finally:
+        with _cancels_lock:
+            _cancels.pop(str(job.pk), None)
         if cleanup is not None:
             try:
                 cleanup()
             except Exception:  # noqa: BLE001
                 logger.warning("job %s cleanup failed", job.pk, exc_info=True)
         close_old_connections()
+
+
+def _was_cancelled(job: Job) -> bool:
+    with _cancels_lock:
+        event = _cancels.get(str(job.pk))
+    return event is not None and event.is_set()
 
 
 def _finish(job: Job, state: str, *, result: dict[str, Any] | None = None, error: str = "") -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal as signals
 import time
 from collections.abc import Callable
@@ -17,10 +18,16 @@ from typing import Any
 from django.utils import timezone
 
 from engine import events, locks
-from engine.errors import InvalidState, RuntimeFailure
+from engine.errors import ContainerNotFound, EngineError, InvalidState, RuntimeFailure
 from engine.models import Container, ContainerState
-from engine.runtime import cgroups, conmon
-from engine.runtime.options import DEFAULT_STOP_TIMEOUT, parse_signal, signal_name
+from engine.runtime import cgroups, conmon, logfile
+from engine.runtime.options import (
+    DEFAULT_LOG_MAX_FILE,
+    DEFAULT_LOG_MAX_SIZE,
+    DEFAULT_STOP_TIMEOUT,
+    parse_signal,
+    signal_name,
+)
 from engine.runtime.runc import ContainerGone
 from engine.services import bundle, containers
 from engine.undo import UndoStack
@@ -44,6 +51,15 @@ def _transition(container: Container, state: str, *, action: str | None, **field
         events.record(
             "container", action, object_id=container.id, object_name=container.name, attributes=attributes
         )
+
+
+def _fresh(container: Container) -> Container:
+    """Re-read the row (under the lock); a container removed meanwhile is ContainerNotFound, not a crash."""
+    try:
+        container.refresh_from_db()
+    except Container.DoesNotExist:
+        raise ContainerNotFound(f"no such container: {container.name}") from None
+    return container
 
 
 # -- reconciliation -----------------------------------------------------------------------------
@@ -124,7 +140,7 @@ def refresh(container: Container) -> Container:
     if container.state not in ACTIVE:
         return container
     with locks.locked("container", container.id):
-        container.refresh_from_db()
+        _fresh(container)
         return reconcile(container)
 
 
@@ -135,7 +151,7 @@ def start(ref: str, *, before_start: Callable[[bundle.Paths], None] | None = Non
     """Start a created or exited container. `before_start` runs between create and start (attach)."""
     container = containers.resolve(ref)
     with locks.locked("container", container.id):
-        container.refresh_from_db()
+        _fresh(container)
         reconcile(container)
         if container.state in (ContainerState.RUNNING,):
             return container  # docker start of a running container is not an error
@@ -152,12 +168,19 @@ def _start_locked(
             spawned = bundle.launch(container, undo=undo)
         except RuntimeFailure as exc:
             code = bundle.check_exit_reason(str(exc))
-            if code is not None:
-                container.exit_code = code
-                container.error = _clean_error(str(exc))
-                container.save(update_fields=["exit_code", "error"])
-                exc.cli_exit_code = code  # type: ignore[attr-defined]
-            raise
+            if code is None:
+                raise
+            container.exit_code = code
+            container.error = _clean_error(str(exc))
+            container.save(update_fields=["exit_code", "error"])
+            failure = RuntimeFailure(
+                f"container {container.name} could not start: {container.error}",
+                argv=exc.argv,
+                exit_code=exc.exit_code,
+                stderr=exc.stderr,
+            )
+            failure.cli_exit_code = code  # type: ignore[attr-defined]
+            raise failure from None
         if before_start is not None:
             before_start(bundle.paths(container.id))
         bundle.runc().start(container.id)
@@ -176,35 +199,112 @@ def _start_locked(
 
 
 def _clean_error(message: str) -> str:
+    """runc's reason without its log framing: `exec: "x": executable file not found in $PATH`."""
     marker = "unable to start container process: "
-    return message.split(marker, 1)[1].strip() if marker in message else message.strip()
+    text = message.split(marker, 1)[1] if marker in message else message
+    return text.strip().rstrip('"').strip()
 
 
 # -- stop, kill, restart -------------------------------------------------------------------------
 
 
 def stop(ref: str, *, timeout: int | None = None, signal: str | None = None) -> Container:
-    """Send the stop signal, then SIGKILL after `timeout` seconds (the container's StopTimeout by default)."""
+    """Send the stop signal, then SIGKILL after `timeout` seconds (the container's StopTimeout by default).
+
+    The lock is not held while waiting out the timeout, so a concurrent `kill` or `rm -f` acts at
+    once (podman "kill - concurrent stop", "stop - unlock while waiting for timeout"); the
+    second half of the stop then finds the container exited and returns.
+    """
     container = containers.resolve(ref)
     with locks.locked("container", container.id):
-        container.refresh_from_db()
+        _fresh(container)
         reconcile(container)
         container.stopped_by_user = True
         container.save(update_fields=["stopped_by_user"])
         if container.state not in ACTIVE:
             return container
-        _stop_locked(container, timeout=timeout, signal=signal)
+        stop_signal, wait_for = _stop_parameters(container, timeout, signal)
+        if wait_for == 0:
+            _kill_locked(container)
+            events.record("container", "stop", object_id=container.id, object_name=container.name)
+            return container
+        run = (container.pid, container.started_at)
+        paused = container.state == ContainerState.PAUSED
+        bundle.mark_exit_handled(container.id)  # the second half below records the exit
+        _signal(container, stop_signal)
+        if paused:
+            _resume_quietly(container)
+    await_exit(container, wait_for if wait_for > 0 else None)
+    with locks.locked("container", container.id):
+        _fresh(container)
+        if container.state not in ACTIVE or (container.pid, container.started_at) != run:
+            return container  # killed, removed or restarted by someone else meanwhile
+        if not _wait_exit(container, 0):
+            logger.warning(
+                "StopSignal %s failed to stop container %s in %s seconds, resorting to SIGKILL",
+                signal_name(stop_signal),
+                container.name,
+                wait_for,
+            )
+            _kill_locked(container)
         events.record("container", "stop", object_id=container.id, object_name=container.name)
     return container
 
 
-def _stop_locked(container: Container, *, timeout: int | None, signal: str | None) -> None:
+def _stop_parameters(container: Container, timeout: int | None, signal: str | None) -> tuple[int, int]:
     stop_signal = parse_signal(signal or container.config.get("StopSignal") or "SIGTERM")
     if timeout is None:
         timeout = container.config.get("StopTimeout")
         timeout = DEFAULT_STOP_TIMEOUT if timeout is None else int(timeout)
+    return stop_signal, timeout
+
+
+def await_exit(container: Container, timeout: float | None) -> None:
+    """Wait without the lock until the exit file appears or the process is gone (or the timeout).
+
+    Sleeps on a pidfd of the container's init rather than polling, so the exit is seen within a
+    millisecond; the exit file follows as soon as conmon has reaped the process.
+    """
+    exit_dir = bundle.paths(container.id).exit_dir
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pidfd = _pidfd(container.pid)
+    try:
+        while True:
+            if conmon.read_exit_code(exit_dir, container.id) is not None:
+                return
+            if pidfd is None and not _alive(container.conmon_pid):
+                return  # neither the process nor conmon: nothing more will be written
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            if pidfd is not None:
+                ready, _, _ = select.select([pidfd], [], [], 0.05 if left is None else min(left, 0.05))
+                if ready:
+                    os.close(pidfd)
+                    pidfd = None  # it exited: now only conmon's exit file is awaited
+            else:
+                time.sleep(0.001)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def _pidfd(pid: int) -> int | None:
+    """A pidfd for `pid` if it is alive (readable once it exits), else None."""
+    if not _alive(pid):
+        return None
+    try:
+        return os.pidfd_open(pid)
+    except OSError:
+        return None
+
+
+def _stop_locked(container: Container, *, timeout: int | None, signal: str | None) -> None:
+    """Stop while holding the lock throughout (restart, which must not let anyone in between)."""
+    stop_signal, timeout = _stop_parameters(container, timeout, signal)
     paused = container.state == ContainerState.PAUSED
     if timeout != 0:
+        bundle.mark_exit_handled(container.id)  # _wait_exit below records the exit
         _signal(container, stop_signal)
         if paused:
             _resume_quietly(container)
@@ -216,6 +316,13 @@ def _stop_locked(container: Container, *, timeout: int | None, signal: str | Non
             container.name,
             timeout,
         )
+    _kill_locked(container)
+
+
+def _kill_locked(container: Container) -> None:
+    """SIGKILL every process of the container (thawing it if paused) and record the exit."""
+    paused = container.state == ContainerState.PAUSED
+    bundle.mark_exit_handled(container.id)
     _signal(container, signals.SIGKILL, all=True)
     if paused:
         _resume_quietly(container)
@@ -268,12 +375,23 @@ def kill(ref: str, *, signal: str = "KILL") -> Container:
     number = parse_signal(signal)
     container = containers.resolve(ref)
     with locks.locked("container", container.id):
-        container.refresh_from_db()
+        _fresh(container)
         reconcile(container)
         containers.check("kill", container)
-        container.stopped_by_user = True
-        container.save(update_fields=["stopped_by_user"])
-        _signal(container, number)
+        if container.state == ContainerState.PAUSED and number != signals.SIGKILL:
+            # The signal would stay pending until unpause; Docker refuses it the same way.
+            raise InvalidState(f"container {container.name} is paused", hint="unpause it first")
+        stop_signal = parse_signal(container.config.get("StopSignal") or "SIGTERM")
+        if number in (signals.SIGKILL, stop_signal):
+            # A kill meant to end the container never triggers the restart policy (moby ExitOnNext).
+            container.stopped_by_user = True
+            container.save(update_fields=["stopped_by_user"])
+        if container.state == ContainerState.PAUSED:
+            _kill_locked(container)
+        else:
+            if number == signals.SIGKILL:
+                bundle.mark_exit_handled(container.id)  # recorded below by _wait_exit
+            _signal(container, number)
         events.record(
             "container",
             "kill",
@@ -289,7 +407,7 @@ def kill(ref: str, *, signal: str = "KILL") -> Container:
 def restart(ref: str, *, timeout: int | None = None) -> Container:
     container = containers.resolve(ref)
     with locks.locked("container", container.id):
-        container.refresh_from_db()
+        _fresh(container)
         reconcile(container)
         if container.state == ContainerState.PAUSED:
             raise InvalidState(f"container {container.name} is paused", hint="unpause it first")
@@ -302,7 +420,7 @@ def restart(ref: str, *, timeout: int | None = None) -> Container:
 def pause(ref: str) -> Container:
     container = containers.resolve(ref)
     with locks.locked("container", container.id):
-        container.refresh_from_db()
+        _fresh(container)
         reconcile(container)
         containers.check("pause", container)
         bundle.runc().pause(container.id)
@@ -313,7 +431,7 @@ def pause(ref: str) -> Container:
 def unpause(ref: str) -> Container:
     container = containers.resolve(ref)
     with locks.locked("container", container.id):
-        container.refresh_from_db()
+        _fresh(container)
         reconcile(container)
         containers.check("unpause", container)
         bundle.runc().resume(container.id)
@@ -324,24 +442,40 @@ def unpause(ref: str) -> Container:
 # -- wait, exit, remove ---------------------------------------------------------------------------
 
 
-def wait(ref: str, *, timeout: float | None = None) -> int:
-    """Block until the container is not running; return its exit code."""
-    container = containers.resolve(ref)
-    p = bundle.paths(container.id)
+def wait(ref: str | Container, *, timeout: float | None = None) -> int:
+    """Block until the container is not running; return its exit code.
+
+    Given a Container (an attached client's own), a removal meanwhile is not an error: the code
+    comes from its `die` event.
+
+    Returns as soon as conmon's exit file holds the code: recording the exit (teardown, state,
+    restart policy) is left to conmon's exit command, or to whoever reads the state next, which
+    keeps that work off the path from the exit to the caller.
+    """
+    container = ref if isinstance(ref, Container) else containers.resolve(ref)
+    exit_dir = bundle.paths(container.id).exit_dir
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        if not Container.objects.filter(pk=container.pk).exists():
+        try:
+            _fresh(container)
+        except ContainerNotFound:
             return _last_exit_code(container)  # removed meanwhile (--rm): its die event has the code
-        container.refresh_from_db()
         if container.state not in ACTIVE:
             return container.exit_code
-        if conmon.read_exit_code(p.exit_dir, container.id) is not None or not _alive(container.pid):
-            container = refresh(container)
+        code = conmon.read_exit_code(exit_dir, container.id)
+        if code is not None and container.state != ContainerState.RESTARTING:
+            return code
+        if not _alive(container.pid) and not _alive(container.conmon_pid):
+            try:
+                container = refresh(container)  # vanished without an exit file: reconcile says so
+            except ContainerNotFound:
+                return _last_exit_code(container)
             if container.state not in ACTIVE:
                 return container.exit_code
-        if deadline is not None and time.monotonic() > deadline:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
             raise RuntimeFailure(f"timed out waiting for container {container.name}")
-        time.sleep(0.01)
+        await_exit(container, 1.0 if left is None else min(left, 1.0))
 
 
 def _last_exit_code(container: Container) -> int:
@@ -364,23 +498,32 @@ def handle_exit(container_id: str) -> None:
         bundle.teardown(container_id)  # removed meanwhile (rm -f): only the runtime is left
         return
     with locks.locked("container", container.id):
-        container.refresh_from_db()
+        try:
+            _fresh(container)
+        except ContainerNotFound:
+            bundle.teardown(container_id)
+            return
         if container.state in ACTIVE:
             reconcile(container)
-        if container.state != ContainerState.EXITED:
-            return
-        if container.host_config.get("AutoRemove"):
-            if not locks.is_held("attached", container.id):  # else the attached client removes it
-                _remove_locked(container, volumes=True)
-            return
-        if should_restart(container):
-            _transition(
-                container, ContainerState.RESTARTING, action=None, restart_count=container.restart_count + 1
-            )
-            try:
-                _start_locked(container, before_start=None, action="restart")
-            except Exception as exc:  # noqa: BLE001 — a failed restart must leave a truthful record
-                _transition(container, ContainerState.EXITED, action="die", error=str(exc)[:2000])
+        _apply_exit_policy(container)
+
+
+def _apply_exit_policy(container: Container) -> None:
+    """After an exit was recorded (lock held): --rm removes, a restart policy restarts."""
+    if container.state != ContainerState.EXITED:
+        return
+    if container.host_config.get("AutoRemove"):
+        if not locks.is_held("attached", container.id):  # else the attached client removes it
+            _remove_locked(container, volumes=True)
+        return
+    if should_restart(container):
+        _transition(
+            container, ContainerState.RESTARTING, action=None, restart_count=container.restart_count + 1
+        )
+        try:
+            _start_locked(container, before_start=None, action="restart")
+        except Exception as exc:  # noqa: BLE001 — a failed restart must leave a truthful record
+            _transition(container, ContainerState.EXITED, action="die", error=str(exc)[:2000])
 
 
 def should_restart(container: Container) -> bool:
@@ -400,12 +543,13 @@ def remove(ref: str, *, force: bool = False, volumes: bool = False) -> Container
     """Remove a container; a running one needs force (it is killed first). Leaves nothing behind."""
     container = containers.resolve(ref)
     with locks.locked("container", container.id):
-        container.refresh_from_db()
+        _fresh(container)
         reconcile(container)
         if container.state in ACTIVE:
             if not force:
                 containers.check("remove", container)
             container.stopped_by_user = True
+            bundle.mark_exit_handled(container.id)
             _signal(container, signals.SIGKILL, all=True)
             if container.state == ContainerState.PAUSED:
                 _resume_quietly(container)
@@ -427,7 +571,7 @@ def reconcile_all() -> None:
     for container in Container.objects.filter(state__in=[*ACTIVE, ContainerState.EXITED]):
         try:
             with locks.locked("container", container.id):
-                container.refresh_from_db()
+                _fresh(container)
                 was_active = container.state in ACTIVE
                 reconcile(container)
                 if container.state == ContainerState.EXITED and (was_active or _policy_always(container)):
@@ -443,3 +587,68 @@ def _policy_always(container: Container) -> bool:
     """`always` restarts after an engine restart even if it was stopped before; `unless-stopped` not."""
     policy = (container.host_config.get("RestartPolicy") or {}).get("Name")
     return policy == "always" and not container.stopped_by_user
+
+
+# -- housekeeping ---------------------------------------------------------------------------------
+
+
+def log_limits(container: Container) -> tuple[int, int]:
+    """(max-size in bytes, max-file) from the container's LogConfig."""
+    config = (container.host_config.get("LogConfig") or {}).get("Config") or {}
+    try:
+        size = int(config.get("max-size") or DEFAULT_LOG_MAX_SIZE)
+        files = int(config.get("max-file") or DEFAULT_LOG_MAX_FILE)
+    except (TypeError, ValueError):
+        size, files = DEFAULT_LOG_MAX_SIZE, DEFAULT_LOG_MAX_FILE
+    return size, max(files, 1)
+
+
+def rotate_log(container: Container) -> bool:
+    """Rotate the container's log if it reached max-size; True if it did.
+
+    conmon 2.1.6 truncates (loses) its log at --log-size-max instead of rotating, so the engine
+    rotates at max-size and gives conmon a larger cap as a backstop (bundle.launch). Takes the
+    container's lock only if it is free: a stop or start in progress defers rotation to the next
+    call rather than making a log reader or the housekeeping loop wait. With max-file 1 there is
+    nothing to keep, and conmon's own truncation is Docker's behaviour.
+    """
+    max_size, max_file = log_limits(container)
+    p = bundle.paths(container.id)
+    if max_file < 2 or not logfile.needs_rotation(p.log, max_size):
+        return False
+    with locks.try_locked("container", container.id) as taken:
+        if not taken or not logfile.needs_rotation(p.log, max_size):
+            return False
+        if not _alive(container.conmon_pid):
+            return False  # nobody writes any more: the log cannot grow past its cap
+        try:
+            logfile.rotate(p.log, keep=max_file - 1, reopen=lambda: conmon.reopen_log(p.ctl))
+        except RuntimeFailure as exc:
+            # conmon exited between the check and the request: the renamed file is still read.
+            logger.info("rotating the log of %s: %s", container.name, exc)
+        return True
+
+
+def maintain() -> int:
+    """One step of the server's housekeeping loop; call it every few seconds.
+
+    For every container recorded as active: rotate its log when it reached max-size, and record
+    the exit of one whose exit file exists and apply --rm or its restart policy (in case its exit
+    command could not run; whichever comes first does it, under the lock). Never
+    blocks on a busy container. Returns how many containers it acted on.
+    """
+    acted = 0
+    for container in Container.objects.filter(state__in=ACTIVE):
+        try:
+            if rotate_log(container):
+                acted += 1
+            if conmon.read_exit_code(bundle.paths(container.id).exit_dir, container.id) is not None:
+                with locks.try_locked("container", container.id) as taken:
+                    if taken:
+                        _fresh(container)
+                        reconcile(container)
+                        _apply_exit_policy(container)
+                        acted += 1
+        except EngineError as exc:
+            logger.warning("housekeeping of container %s: %s", container.name, exc)
+    return acted

@@ -7,7 +7,10 @@
  * [data-job="<uuid>"]  opens ws/jobs/<uuid>/ and draws one bar per layer from
  *                      {"type": "job.progress", "progress": {"layers": [{id, done, total, status}], "step",
  *                      "lines"}, "state", "error", "result"} until the job has finished, then links to the
- *                      result or shows the error verbatim.
+ *                      result or shows the error verbatim. `step` ({step, total, text}) becomes
+ *                      "Step 3/7: RUN …"; `lines` (the latest output lines) fill [data-job-lines], which
+ *                      follows the end unless the reader has scrolled up. [data-job-cancel] (a build's
+ *                      Cancel form) is disabled once clicked and hidden when the job has finished.
  */
 (function () {
   "use strict";
@@ -130,16 +133,45 @@
     var errorEl = root.querySelector("[data-job-error]");
     var resultEl = root.querySelector("[data-job-result]");
     var resultList = root.querySelector("[data-job-result-list]");
+    var cancelForm = root.querySelector("[data-job-cancel]");
     var retry = 1000;
     var done = FINAL[root.getAttribute("data-state")] === 1;
+
+    if (cancelForm) {
+      cancelForm.addEventListener("submit", function () {
+        var button = cancelForm.querySelector("button");
+        if (button) {
+          // After the request has gone (htmx reads the form first): a second click would only 409.
+          window.setTimeout(function () {
+            button.disabled = true;
+            button.textContent = "Cancelling…";
+          }, 0);
+        }
+      });
+    }
+
+    function dropWaiting() {
+      var waiting = list.querySelector("[data-job-waiting]");
+      if (waiting) waiting.remove();
+    }
+
+    if (linesEl && !linesEl.hidden) linesEl.scrollTop = linesEl.scrollHeight; // a reopened page starts at the end
+
+    function drawLines(lines) {
+      // Follow the end only if the reader is already there: scrolling up to read must not be undone.
+      var atEnd = linesEl.hidden || linesEl.scrollHeight - linesEl.scrollTop - linesEl.clientHeight < 24;
+      linesEl.textContent = lines.map(String).join("\n");
+      linesEl.hidden = false;
+      if (atEnd) linesEl.scrollTop = linesEl.scrollHeight;
+    }
 
     function layerRow(layer) {
       var rows = list.querySelectorAll("[data-layer]");
       for (var i = 0; i < rows.length; i++) {
         if (rows[i].getAttribute("data-layer") === String(layer.id)) return rows[i];
       }
-      var waiting = list.querySelector("[data-job-waiting]");
-      if (waiting) waiting.remove();
+      dropWaiting();
+      list.hidden = false;
       var li = document.createElement("li");
       li.className = "job-layer";
       li.setAttribute("data-layer", String(layer.id));
@@ -176,11 +208,13 @@
       var progress = message.progress || {};
       (progress.layers || []).forEach(drawLayer);
       if (progress.step && stepEl) {
-        stepEl.textContent = "Step " + progress.step.step + " of " + progress.step.total + ": " + progress.step.text;
+        dropWaiting();
+        stepEl.textContent =
+          "Step " + Number(progress.step.step) + "/" + Number(progress.step.total) + ": " + String(progress.step.text || "");
       }
       if (progress.lines && progress.lines.length && linesEl) {
-        linesEl.textContent = progress.lines.join("\n");
-        linesEl.hidden = false;
+        dropWaiting();
+        drawLines(progress.lines);
       }
       var state = String(message.state || "");
       if (state && stateEl) {
@@ -212,6 +246,8 @@
       }
       if (FINAL[state] === 1) {
         done = true;
+        if (cancelForm) cancelForm.hidden = true;
+        dropWaiting();
         if (state === "succeeded") {
           list.querySelectorAll("progress").forEach(function (bar) {
             if (!bar.hasAttribute("value")) {

@@ -7,6 +7,7 @@ The routes are enumerated from the resolver, so a new page is checked without ed
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -21,7 +22,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from dashboard import policy
 from dashboard.routing import websocket_urlpatterns
 from engine.models import Event
-from engine.services import system, volumes
+from engine.runtime.options import ContainerOptions
+from engine.services import containers, system, volumes
 
 PUBLIC = {"login", "logout", "admin/login"}
 ORIGIN = (b"origin", b"http://127.0.0.1")
@@ -37,23 +39,28 @@ def _patterns(resolver: URLResolver, prefix: str = "") -> Iterator[tuple[str, UR
             yield prefix + str(entry.pattern), entry
 
 
+def _value(name: str, conv: str, objects: dict[str, str]) -> str:
+    value = "x"
+    for kind, ident in objects.items():
+        if kind in name:
+            value = ident
+    if conv == "uuid" or name == "job_id":
+        value = objects.get("job", str(uuid.uuid4()))
+    if conv == "int":
+        value = "1"
+    return value
+
+
 def _fill(route: str, objects: dict[str, str]) -> str:
-    """Replace <conv:name> parts with a real object's id where the name says which kind."""
+    """Replace <conv:name> parts (and regex groups) with a real object's id where the name says which kind."""
+    route = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: _value(m.group(1), "", objects), route)
     out = ""
     rest = route
     while "<" in rest:
         head, _, tail = rest.partition("<")
         spec, _, rest = tail.partition(">")
         conv, _, name = spec.rpartition(":")
-        value = "x"
-        for kind, ident in objects.items():
-            if kind in name:
-                value = ident
-        if conv == "uuid" or name == "job_id":
-            value = objects.get("job", str(uuid.uuid4()))
-        if conv == "int":
-            value = "1"
-        out += head + value
+        out += head + _value(name, conv, objects)
     return "/" + (out + rest).lstrip("^").rstrip("$").lstrip("/")
 
 
@@ -61,11 +68,20 @@ def _fill(route: str, objects: dict[str, str]) -> str:
 def world(engine):  # type: ignore[no-untyped-def]
     image = system.seed()
     volume = volumes.create("walkvol")
+    container = containers.create(ContainerOptions(image="busybox", name="walkc", command=("true",)))
     policy.ensure_groups()
     users = get_user_model()
     viewer = users.objects.create_user("walker", password="a-long-password-1")
     viewer.groups.add(Group.objects.get(name="viewers"))
-    return {"objects": {"image": image.id, "volume": volume.name, "name": volume.name}, "viewer": viewer}
+    objects = {
+        "image": image.id.removeprefix("sha256:"),
+        "volume": volume.name,
+        "name": volume.name,
+        "ref": container.id,
+        "container": container.id,
+        "action": "stop",  # a real action, so the refusal is the permission check and not a 400
+    }
+    return {"objects": objects, "viewer": viewer}
 
 
 def _urls(objects: dict[str, str]) -> list[tuple[str, str]]:
@@ -134,7 +150,7 @@ async def _force_login(client: Client, user) -> None:  # type: ignore[no-untyped
 
 
 def _socket_paths(objects: dict[str, str]) -> list[str]:
-    return [_fill(str(p.pattern), {**objects, "container": "c0ffee"}) for p in websocket_urlpatterns]
+    return [_fill(str(p.pattern), objects) for p in websocket_urlpatterns]
 
 
 @pytest.mark.django_db(transaction=True)
