@@ -53,19 +53,20 @@ def _publish(ids: list[int]) -> None:
 
 
 def _maintain() -> None:
-    from engine.services import lifecycle
+    from engine.services import supervision
 
-    maintain = getattr(lifecycle, "maintain", None)
-    if maintain is not None:
-        maintain()
+    supervision.maintain()
 
 
 def startup() -> None:
     """Once per server start: fail interrupted jobs, reconcile containers (restart policies apply)."""
-    from engine.services import jobs, lifecycle
+    from engine.services import jobs, supervision, system
 
+    warning = (system.info().get("runtime") or {}).get("warning")
+    if warning:
+        logger.warning("%s", warning)
     jobs.fail_interrupted()
-    lifecycle.reconcile_all()
+    supervision.reconcile_all()
 
 
 _started = threading.Lock()

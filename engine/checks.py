@@ -25,3 +25,20 @@ def check_runtime_tools(app_configs, **kwargs) -> list[checks.CheckMessage]:  # 
                 )
             )
     return messages
+
+
+@checks.register("engine", deploy=False)
+def check_runtime_version(app_configs, **kwargs) -> list[checks.CheckMessage]:  # type: ignore[no-untyped-def]
+    """Warn loudly when runc predates the fixes for the known container breakouts."""
+    from engine.services import system
+
+    warning = (system.info().get("runtime") or {}).get("warning")
+    if not warning:
+        return []
+    return [
+        checks.Warning(
+            warning,
+            hint="install a newer runc and point BERTH_RUNTIME at it (the distribution may have backported fixes)",
+            id="engine.W003",
+        )
+    ]

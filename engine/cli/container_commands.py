@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 from engine.cli import attach, render
-from engine.cli.args import group, parse_filters, parse_labels
+from engine.cli.args import group, parse_filters, parse_labels, parse_time
 from engine.errors import ContainerNotFound, EngineError, InvalidArgument
 from engine.models import Container, ContainerState
 from engine.runtime import options as opts
-from engine.services import containerinfo, containers, execs, lifecycle
+from engine.services import containerinfo, containers, execs, lifecycle, supervision
 
 LIFECYCLE_VERBS = ("start", "stop", "restart", "kill", "pause", "unpause", "rm", "rename", "wait")
 
@@ -565,8 +565,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
     query = containerinfo.LogQuery(
         follow=args.follow,
         tail=tail,
-        since=_parse_time(args.since) if args.since else None,
-        until=_parse_time(args.until) if args.until else None,
+        since=parse_time(args.since) if args.since else None,
+        until=parse_time(args.until) if args.until else None,
     )
     stop = threading.Event()
     try:
@@ -578,29 +578,6 @@ def cmd_logs(args: argparse.Namespace) -> int:
     finally:
         stop.set()
     return 0
-
-
-def _parse_time(value: str):  # type: ignore[no-untyped-def]
-    """Docker's --since/--until: RFC 3339, a Unix timestamp, or a duration such as 10m or 1h30m."""
-    import re
-    from datetime import UTC, datetime, timedelta
-
-    from django.utils.dateparse import parse_datetime
-
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        return datetime.fromtimestamp(float(value), UTC)
-    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?", value)
-    if match and any(match.groups()):
-        h, m, s = (float(x) if x else 0.0 for x in match.groups())
-        return datetime.now(UTC) - timedelta(hours=h, minutes=m, seconds=s)
-    parsed = parse_datetime(value)
-    if parsed is None:
-        raise InvalidArgument(
-            f"invalid time {value!r}: use RFC 3339, a Unix timestamp or a duration like 10m"
-        )
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
@@ -624,5 +601,5 @@ def cmd_port(args: argparse.Namespace) -> int:
 
 
 def cmd_container_exited(args: argparse.Namespace) -> int:
-    lifecycle.handle_exit(args.container_id)
+    supervision.handle_exit(args.container_id)
     return 0

@@ -309,6 +309,12 @@ def follow(
                 buf = b""
                 continue
             stop.wait(poll_interval)
+        if backlog is not None:
+            yield from backlog
+        # The writer ended mid-line (output without a final newline): that partial line is output too.
+        for line in joiner.flush():
+            if accept(line):
+                yield line
     finally:
         if fh:
             fh.close()

@@ -120,6 +120,7 @@ class SpecInput:
     cap_add: Sequence[str] = ()
     cap_drop: Sequence[str] = ()
     privileged: bool = False
+    bounding_caps: Sequence[str] | None = None  # the engine's own bounding set; None: every capability
     memory_bytes: int | None = None
     memory_swap: int | None = None  # memory + swap, as Docker's --memory-swap; -1 unlimited
     cpu_quota: int | None = None
@@ -176,11 +177,19 @@ def normalize_cap(name: str) -> str:
 
 
 def effective_caps(
-    cap_add: Sequence[str] = (), cap_drop: Sequence[str] = (), *, privileged: bool = False
+    cap_add: Sequence[str] = (),
+    cap_drop: Sequence[str] = (),
+    *,
+    privileged: bool = False,
+    bounding: Sequence[str] | None = None,
 ) -> list[str]:
-    """Return the capability list a container gets, in kernel bit order (Docker's add/drop rules)."""
+    """Return the capability list a container gets, in kernel bit order (Docker's add/drop rules).
+
+    `bounding` is what the engine itself may grant (its own bounding set); a privileged container
+    gets all of those, as Podman does: asking runc for more fails ("unable to apply caps").
+    """
     if privileged:
-        return list(ALL_CAPS)
+        return [c for c in ALL_CAPS if bounding is None or c in bounding]
     add = {normalize_cap(c) for c in cap_add}
     drop = {normalize_cap(c) for c in cap_drop}
     caps = set(ALL_CAPS) if "ALL" in add else set(DEFAULT_CAPS)
@@ -188,7 +197,23 @@ def effective_caps(
         caps = set()
     caps -= drop
     caps |= add - {"ALL"}
+    if bounding is not None:
+        missing = sorted((add - {"ALL"}) - set(bounding))
+        if missing:
+            raise InvalidArgument(
+                f"capability {', '.join(missing)} is not available to the engine on this host"
+            )
+        caps &= set(bounding)
     return [c for c in ALL_CAPS if c in caps]
+
+
+def bounding_caps_from_status(status: str) -> list[str]:
+    """The capability names in a /proc/<pid>/status CapBnd line (pure)."""
+    for line in status.splitlines():
+        if line.startswith("CapBnd:"):
+            mask = int(line.split()[1], 16)
+            return [name for bit, name in enumerate(ALL_CAPS) if mask & (1 << bit)]
+    return list(ALL_CAPS)
 
 
 def default_rlimits() -> list[Rlimit]:
@@ -220,7 +245,7 @@ def build_spec(inp: SpecInput, *, seccomp: dict[str, Any] | None) -> dict[str, A
     if not inp.args:
         raise InvalidArgument("no command given")
     validate_workdir(inp.cwd)
-    caps = effective_caps(inp.cap_add, inp.cap_drop, privileged=inp.privileged)
+    caps = effective_caps(inp.cap_add, inp.cap_drop, privileged=inp.privileged, bounding=inp.bounding_caps)
     private_net = inp.netns_path != HOST_NETNS
     linux: dict[str, Any] = {
         "namespaces": _namespaces(inp),

@@ -165,7 +165,7 @@ def _conmon_log_cap(host: dict[str, Any]) -> int:
     """conmon's --log-size-max: a backstop at 3x max-size while the engine rotates at max-size.
 
     conmon 2.1.6 truncates (loses) the log at its cap rather than rotating, so the cap must only
-    be reached by a flood between two rotations (lifecycle.rotate_log). With max-file 1 there is
+    be reached by a flood between two rotations (supervision.rotate_log). With max-file 1 there is
     nothing to rotate into and conmon's truncation at max-size is Docker's behaviour.
     """
     config = (host.get("LogConfig") or {}).get("Config") or {}
@@ -298,6 +298,7 @@ def _spec_input(container: Container, p: Paths) -> spec.SpecInput:
         cap_add=host.get("CapAdd") or (),
         cap_drop=host.get("CapDrop") or (),
         privileged=bool(host.get("Privileged")),
+        bounding_caps=_engine_bounding_caps(),
         memory_bytes=int(host.get("Memory") or 0) or None,
         memory_swap=int(host.get("MemorySwap") or 0) or None,
         cpu_quota=int(nano / 1e9 * 100_000) if nano else None,
@@ -323,6 +324,13 @@ def _mount_spec(mount: Mount) -> spec.MountSpec:
     if not Path(mount.source).exists():
         raise InvalidArgument(f"bind source path does not exist: {mount.source}")
     return spec.MountSpec(mount.destination, "bind", mount.source, ("rbind", *ro))
+
+
+@functools.lru_cache(maxsize=1)
+def _engine_bounding_caps() -> tuple[str, ...]:
+    """What this process may hand on: root here lacks CAP_SYS_RESOURCE (PLATFORM.md)."""
+    with open("/proc/self/status") as f:
+        return tuple(spec.bounding_caps_from_status(f.read()))
 
 
 def _hostname(container: Container) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from engine.errors import ContainerNotFound, InvalidArgument
 from engine.models import Container, ContainerState
 from engine.runtime import cgroups, logfile
-from engine.services import bundle, containers, imagestore, lifecycle, volumes
+from engine.services import bundle, containers, imagestore, lifecycle, supervision, volumes
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -105,7 +105,7 @@ def logs(ref: str, query: LogQuery, *, stop: threading.Event | None = None) -> I
     container = containers.resolve(ref)
     path = bundle.paths(container.id).log
     if container.state in lifecycle.ACTIVE:
-        lifecycle.rotate_log(container)  # reading is a good moment; the server's loop does it too
+        supervision.rotate_log(container)  # reading is a good moment; the server's loop does it too
     streams = [s for s, on in (("stdout", query.stdout), ("stderr", query.stderr)) if on]
     if not query.follow:
         yield from logfile.read_log(

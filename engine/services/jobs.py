@@ -200,8 +200,19 @@ def _was_cancelled(job: Job) -> bool:
 
 def _finish(job: Job, state: str, *, result: dict[str, Any] | None = None, error: str = "") -> None:
     job.state = state
-    Job.objects.filter(pk=job.pk).update(state=state, result=result or {}, error=error, finished=timezone.now())
-    _send(job, {"type": "job.progress", "progress": job.progress, "state": state, "error": error, "result": result or {}})
+    Job.objects.filter(pk=job.pk).update(
+        state=state, result=result or {}, error=error, finished=timezone.now()
+    )
+    _send(
+        job,
+        {
+            "type": "job.progress",
+            "progress": job.progress,
+            "state": state,
+            "error": error,
+            "result": result or {},
+        },
+    )
 
 
 def get(job_id: str | uuid.UUID) -> Job:
@@ -224,6 +235,8 @@ def fail_interrupted() -> int:
             pass
         except PermissionError:
             continue
-        Job.objects.filter(pk=job.pk).update(state=JobState.FAILED, error="interrupted", finished=timezone.now())
+        Job.objects.filter(pk=job.pk).update(
+            state=JobState.FAILED, error="interrupted", finished=timezone.now()
+        )
         count += 1
     return count

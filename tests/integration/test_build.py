@@ -407,7 +407,9 @@ def test_cancelling_from_another_thread_kills_a_silent_run(engine_root: Path, tm
     assert_nothing_left(engine_root)
 
 
-def test_removing_a_built_image_removes_its_unused_intermediate_images(engine_root: Path, tmp_path: Path) -> None:
+def test_removing_a_built_image_removes_its_unused_intermediate_images(
+    engine_root: Path, tmp_path: Path
+) -> None:
     from engine.models import Image
     from engine.services import builds, images
 

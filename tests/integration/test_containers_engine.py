@@ -61,7 +61,7 @@ def _lines(ref: str) -> list[str]:
 
 def test_housekeeping_rotates_the_log_and_logs_read_across_the_files(services: Path) -> None:
     from engine.runtime import conmon
-    from engine.services import bundle, lifecycle
+    from engine.services import bundle, lifecycle, supervision
 
     # 8 bursts of 50 lines (about 2.6 kB each) against an 8 kB cap: several rotations, and all
     # 400 lines fit in max-file 3, so nothing may be missing or out of order.
@@ -71,7 +71,7 @@ def test_housekeeping_rotates_the_log_and_logs_read_across_the_files(services: P
     rotated = 0
     deadline = time.monotonic() + 30
     while conmon.read_exit_code(p.exit_dir, container.id) is None and time.monotonic() < deadline:
-        rotated += lifecycle.maintain()  # what the server calls every few seconds
+        rotated += supervision.maintain()  # what the server calls every few seconds
         time.sleep(0.05)
     assert lifecycle.wait(container.id, timeout=30) == 0
     assert rotated >= 2
@@ -98,11 +98,11 @@ def test_logs_rotate_the_log_when_read(services: Path) -> None:
 
 
 def test_maintain_leaves_a_small_log_alone(services: Path) -> None:
-    from engine.services import bundle, lifecycle
+    from engine.services import bundle, supervision
 
     container = _run("echo one; sleep 1000", log_max_size=1 << 20, log_max_file=3)
     time.sleep(0.5)
-    assert lifecycle.maintain() == 0
+    assert supervision.maintain() == 0
     assert not Path(f"{bundle.paths(container.id).log}.1").exists()
 
 
@@ -117,7 +117,7 @@ def test_conmon_gets_a_backstop_above_the_rotation_size(services: Path) -> None:
 
 def test_maintain_records_an_exit_its_exit_command_missed(services: Path) -> None:
     from engine.models import Container, ContainerState
-    from engine.services import bundle, lifecycle
+    from engine.services import bundle, lifecycle, supervision
 
     container = _run("sleep 1000")
     # Pretend the exit command never ran: the exit file exists and the record says running.
@@ -126,7 +126,7 @@ def test_maintain_records_an_exit_its_exit_command_missed(services: Path) -> Non
     Container.objects.filter(id=container.id).update(state=ContainerState.RUNNING)
     code_file.parent.mkdir(parents=True, exist_ok=True)
     code_file.write_text("137")
-    assert lifecycle.maintain() == 1
+    assert supervision.maintain() == 1
     assert Container.objects.get(id=container.id).state == ContainerState.EXITED
 
 

@@ -207,3 +207,22 @@ def test_thermal_throttle_paths_maps_to_container_paths(tmp_path):
     (tmp_path / "devices/system/cpu/cpu0/thermal_throttle").mkdir(parents=True)
     (tmp_path / "devices/system/cpu/cpu1").mkdir(parents=True)
     assert spec.thermal_throttle_paths(str(tmp_path)) == ["/sys/devices/system/cpu/cpu0/thermal_throttle"]
+
+
+def test_privileged_gets_only_the_engines_own_bounding_set() -> None:
+    from engine.runtime.spec import bounding_caps_from_status, effective_caps
+
+    bounding = bounding_caps_from_status("Name:\tx\nCapBnd:\t000001fffeffffff\n")  # no CAP_SYS_RESOURCE
+    caps = effective_caps(privileged=True, bounding=bounding)
+    assert "CAP_SYS_RESOURCE" not in caps and "CAP_SYS_ADMIN" in caps
+
+
+def test_adding_a_capability_the_engine_lacks_is_refused_by_name() -> None:
+    import pytest
+
+    from engine.errors import InvalidArgument
+    from engine.runtime.spec import bounding_caps_from_status, effective_caps
+
+    bounding = bounding_caps_from_status("CapBnd:\t000001fffeffffff\n")
+    with pytest.raises(InvalidArgument, match="CAP_SYS_RESOURCE"):
+        effective_caps(cap_add=["SYS_RESOURCE"], bounding=bounding)

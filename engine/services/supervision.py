@@ -1,0 +1,153 @@
+"""Supervision: what happens when containers exit, at start-up and in the background.
+
+conmon's exit command lands in `handle_exit` (a fresh process, maybe with no server alive): it
+records the exit, then applies --rm or the restart policy. `reconcile_all` does the same for
+everything once when the server starts, and `maintain` is the server's housekeeping step (log
+rotation, exits whose command could not run). The lifecycle moves themselves are in lifecycle.py.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from engine import locks
+from engine.errors import ContainerNotFound, EngineError, RuntimeFailure
+from engine.models import Container, ContainerState
+from engine.runtime import conmon, logfile
+from engine.runtime.options import DEFAULT_LOG_MAX_FILE, DEFAULT_LOG_MAX_SIZE
+from engine.services import bundle, lifecycle
+
+logger = logging.getLogger(__name__)
+
+
+def handle_exit(container_id: str) -> None:
+    """conmon's exit command: record the exit, then apply --rm or the restart policy.
+
+    Runs in a fresh process, possibly with no Berth server alive, so it must do everything itself.
+    """
+    container = Container.objects.filter(id=container_id).first()
+    if container is None:
+        bundle.teardown(container_id)  # removed meanwhile (rm -f): only the runtime is left
+        return
+    with locks.locked("container", container.id):
+        try:
+            lifecycle._fresh(container)
+        except ContainerNotFound:
+            bundle.teardown(container_id)
+            return
+        if container.state in lifecycle.ACTIVE:
+            lifecycle.reconcile(container)
+        _apply_exit_policy(container)
+
+
+def _apply_exit_policy(container: Container) -> None:
+    """After an exit was recorded (lock held): --rm removes, a restart policy restarts."""
+    if container.state != ContainerState.EXITED:
+        return
+    if container.host_config.get("AutoRemove"):
+        if not locks.is_held("attached", container.id):  # else the attached client removes it
+            lifecycle._remove_locked(container, volumes=True)
+        return
+    if should_restart(container):
+        lifecycle._transition(
+            container, ContainerState.RESTARTING, action=None, restart_count=container.restart_count + 1
+        )
+        try:
+            lifecycle._start_locked(container, before_start=None, action="restart")
+        except Exception as exc:  # noqa: BLE001 — a failed restart must leave a truthful record
+            lifecycle._transition(container, ContainerState.EXITED, action="die", error=str(exc)[:2000])
+
+
+def should_restart(container: Container) -> bool:
+    policy = container.host_config.get("RestartPolicy") or {}
+    name = policy.get("Name", "no")
+    if container.stopped_by_user or name in ("", "no"):
+        return False
+    if name in ("always", "unless-stopped"):
+        return True
+    if name == "on-failure" and container.exit_code != 0:
+        limit = int(policy.get("MaximumRetryCount") or 0)
+        return limit == 0 or container.restart_count < limit
+    return False
+
+
+def reconcile_all() -> None:
+    """At start-up: reconcile every active container and apply restart policies to those that died."""
+    for container in Container.objects.filter(state__in=[*lifecycle.ACTIVE, ContainerState.EXITED]):
+        try:
+            with locks.locked("container", container.id):
+                lifecycle._fresh(container)
+                was_active = container.state in lifecycle.ACTIVE
+                lifecycle.reconcile(container)
+                if container.state == ContainerState.EXITED and (was_active or _policy_always(container)):
+                    _apply_exit_policy(container)
+        except Exception:  # noqa: BLE001 — one broken container must not stop the others
+            logger.exception("reconciling container %s failed", container.id)
+
+
+def _policy_always(container: Container) -> bool:
+    """`always` restarts after an engine restart even if it was stopped before; `unless-stopped` not."""
+    policy = (container.host_config.get("RestartPolicy") or {}).get("Name")
+    return policy == "always" and not container.stopped_by_user
+
+
+def log_limits(container: Container) -> tuple[int, int]:
+    """(max-size in bytes, max-file) from the container's LogConfig."""
+    config = (container.host_config.get("LogConfig") or {}).get("Config") or {}
+    try:
+        size = int(config.get("max-size") or DEFAULT_LOG_MAX_SIZE)
+        files = int(config.get("max-file") or DEFAULT_LOG_MAX_FILE)
+    except (TypeError, ValueError):
+        size, files = DEFAULT_LOG_MAX_SIZE, DEFAULT_LOG_MAX_FILE
+    return size, max(files, 1)
+
+
+def rotate_log(container: Container) -> bool:
+    """Rotate the container's log if it reached max-size; True if it did.
+
+    conmon 2.1.6 truncates (loses) its log at --log-size-max instead of rotating, so the engine
+    rotates at max-size and gives conmon a larger cap as a backstop (bundle.launch). Takes the
+    container's lock only if it is free: a stop or start in progress defers rotation to the next
+    call rather than making a log reader or the housekeeping loop wait. With max-file 1 there is
+    nothing to keep, and conmon's own truncation is Docker's behaviour.
+    """
+    max_size, max_file = log_limits(container)
+    p = bundle.paths(container.id)
+    if max_file < 2 or not logfile.needs_rotation(p.log, max_size):
+        return False
+    with locks.try_locked("container", container.id) as taken:
+        if not taken or not logfile.needs_rotation(p.log, max_size):
+            return False
+        if not lifecycle._alive(container.conmon_pid):
+            return False  # nobody writes any more: the log cannot grow past its cap
+        try:
+            logfile.rotate(p.log, keep=max_file - 1, reopen=lambda: conmon.reopen_log(p.ctl))
+        except RuntimeFailure as exc:
+            # conmon exited between the check and the request: the renamed file is still read.
+            logger.info("rotating the log of %s: %s", container.name, exc)
+        return True
+
+
+def maintain() -> int:
+    """One step of the server's housekeeping loop; call it every few seconds.
+
+    For every container recorded as active: rotate its log when it reached max-size, and record
+    the exit of one whose exit file exists and apply --rm or its restart policy (in case its exit
+    command could not run; whichever comes first does it, under the lock). Never
+    blocks on a busy container. Returns how many containers it acted on.
+    """
+    acted = 0
+    for container in Container.objects.filter(state__in=lifecycle.ACTIVE):
+        try:
+            if rotate_log(container):
+                acted += 1
+            if conmon.read_exit_code(bundle.paths(container.id).exit_dir, container.id) is not None:
+                with locks.try_locked("container", container.id) as taken:
+                    if taken:
+                        lifecycle._fresh(container)
+                        lifecycle.reconcile(container)
+                        _apply_exit_policy(container)
+                        acted += 1
+        except EngineError as exc:
+            logger.warning("housekeeping of container %s: %s", container.name, exc)
+    return acted
