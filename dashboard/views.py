@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from dashboard import policy
 from dashboard.errors import is_htmx
-from engine.models import Container, ContainerState, Image, Volume
 from engine.services import system
 
 # Colour class per disk-use segment (pages.css); the order is the bar's order.
@@ -31,18 +29,7 @@ ADMIN_LINKS = (
 
 
 def _counts() -> dict[str, int]:
-    by_state = dict(Container.objects.values("state").annotate(n=Count("id")).values_list("state", "n"))
-    total = sum(by_state.values())
-    running = by_state.get(ContainerState.RUNNING, 0) + by_state.get(ContainerState.RESTARTING, 0)
-    paused = by_state.get(ContainerState.PAUSED, 0)
-    return {
-        "running": running,
-        "paused": paused,
-        "stopped": total - running - paused,
-        "containers": total,
-        "images": Image.objects.count(),
-        "volumes": Volume.objects.count(),
-    }
+    return system.counts()
 
 
 def disk_chart(usage: dict[str, int]) -> dict[str, Any]:

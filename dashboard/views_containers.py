@@ -21,7 +21,6 @@ from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
@@ -93,18 +92,9 @@ def _perms(user: Any) -> dict[str, bool]:
 def _list_context(request: HttpRequest, params: Any) -> dict[str, Any]:
     state = params.get("state") if params.get("state") in STATE_FILTERS else "all"
     query = (params.get("q") or "").strip()[:200]
-    rows = Container.objects.only("id", "name", "image_ref", "state", "exit_code", "created").order_by(
-        "-created"
-    )
-    if STATE_FILTERS[state]:
-        rows = rows.filter(state__in=STATE_FILTERS[state])
-    if query:
-        match = Q(name__icontains=query) | Q(image_ref__icontains=query)
-        if re.fullmatch(r"[0-9a-f]+", query):
-            match |= Q(id__startswith=query)
-        rows = rows.filter(match)
+    rows = containers.search(query, states=STATE_FILTERS[state])
     page = Paginator(rows, PAGE_SIZE).get_page(params.get("page"))
-    counts = dict(Container.objects.values_list("state").annotate(n=Count("id")))
+    counts = containers.state_counts()
     chips = {
         name: sum(n for s, n in counts.items() if states is None or s in states)
         for name, states in STATE_FILTERS.items()

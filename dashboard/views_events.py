@@ -12,7 +12,6 @@ from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path
@@ -20,7 +19,7 @@ from django.views.decorators.http import require_GET
 
 from dashboard import policy, views
 from dashboard.errors import is_htmx
-from engine.models import Event
+from engine.services import audit
 
 PAGE_SIZE = 50
 RECENT = 15
@@ -34,23 +33,17 @@ def _filters(request: HttpRequest) -> dict[str, str]:
 
 
 def _query(filters: dict[str, str]) -> Any:
-    qs = Event.objects.all()
-    if filters["user"]:
-        qs = qs.filter(actor__icontains=filters["user"])
-    if filters["type"]:
-        qs = qs.filter(object_type=filters["type"])
-    if filters["object"]:
-        needle = filters["object"]
-        qs = qs.filter(Q(object_name__icontains=needle) | Q(object_id__startswith=needle.lower()))
-    if filters["action"]:
-        qs = qs.filter(action=filters["action"])
-    if filters["result"]:
-        qs = qs.filter(result=filters["result"])
-    return qs.order_by("-time", "-id")
+    return audit.search(
+        actor=filters["user"],
+        object_type=filters["type"],
+        obj=filters["object"],
+        action=filters["action"],
+        result=filters["result"],
+    )
 
 
 def _choices(field: str) -> list[str]:
-    return sorted(v for v in Event.objects.values_list(field, flat=True).distinct() if v)
+    return audit.distinct_values(field)
 
 
 @login_required
@@ -78,7 +71,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
 def events_recent(request: HttpRequest) -> HttpResponse:
     """The overview's recent-events list (a partial, re-fetched live)."""
     policy.check(request.user, "view")
-    recent = list(Event.objects.order_by("-time", "-id")[:RECENT])
+    recent = audit.recent(RECENT)
     return render(request, "dashboard/partials/_event_list.html", {"events": recent})
 
 

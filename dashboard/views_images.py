@@ -13,7 +13,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import path, re_path, reverse
@@ -25,8 +24,7 @@ from dashboard.errors import is_htmx, toast_trigger
 from dashboard.forms_images import EngineUploadHandler, ImportForm, LoadForm, PruneForm, RemoveForm, TagForm
 from engine import events
 from engine.errors import EngineError, InvalidArgument
-from engine.models import Container
-from engine.services import images, imagetransfer, jobs
+from engine.services import containers, images, imagetransfer, jobs
 
 IMAGE_ID = r"(?P<image_id>[0-9a-f]{12,64})"
 
@@ -49,7 +47,7 @@ def image_url(image: Any) -> str:
 
 def _rows(q: str, dangling: bool) -> list[dict[str, Any]]:
     found = images.list_images(filters={"dangling": ["true"]} if dangling else None)
-    counts = dict(Container.objects.values("image_id").annotate(n=Count("id")).values_list("image_id", "n"))
+    counts = containers.count_by_image()
     needle = q.strip().lower()
     rows = []
     for row in found:

@@ -25,7 +25,6 @@ from dashboard.errors import is_htmx, toast_trigger
 from dashboard.forms_volumes import VolumeCreateForm, VolumePruneForm
 from engine import events
 from engine.errors import InvalidArgument
-from engine.models import Mount
 from engine.services import volumes
 
 FILE_VIEW_LIMIT = 64 * 1024
@@ -36,12 +35,7 @@ def _acting(request: HttpRequest) -> events.acting_as:
 
 
 def _users_by_volume() -> dict[int, list[str]]:
-    """Container names per volume id, in one query (the list would otherwise ask once per row)."""
-    found: dict[int, list[str]] = {}
-    rows = Mount.objects.filter(volume__isnull=False).values_list("volume_id", "container__name").distinct()
-    for volume_id, name in rows:
-        found.setdefault(volume_id, []).append(name)
-    return {k: sorted(v) for k, v in found.items()}
+    return volumes.users_by_volume()
 
 
 def _changed(message: str, event: str) -> HttpResponse:

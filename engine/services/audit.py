@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from engine.models import Event
 
@@ -60,3 +60,32 @@ def as_dict(event: Event) -> dict[str, Any]:
         "Result": event.result,
         "Message": event.message,
     }
+
+
+def search(
+    *, actor: str = "", object_type: str = "", obj: str = "", action: str = "", result: str = ""
+) -> QuerySet[Event]:
+    """The audit log, newest first, narrowed by the dashboard's filters (a lazy queryset to page)."""
+    qs = Event.objects.all()
+    if actor:
+        qs = qs.filter(actor__icontains=actor)
+    if object_type:
+        qs = qs.filter(object_type=object_type)
+    if obj:
+        qs = qs.filter(Q(object_name__icontains=obj) | Q(object_id__startswith=obj.lower()))
+    if action:
+        qs = qs.filter(action=action)
+    if result:
+        qs = qs.filter(result=result)
+    return qs.order_by("-time", "-id")
+
+
+def distinct_values(field: str) -> list[str]:
+    """The values seen in one column (object_type, action, …), for filter menus."""
+    if field not in ("object_type", "action", "result", "actor"):
+        raise ValueError(f"not a filterable field: {field}")
+    return sorted(v for v in Event.objects.values_list(field, flat=True).distinct() if v)
+
+
+def recent(count: int) -> list[Event]:
+    return list(Event.objects.order_by("-time", "-id")[:count])

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Q, QuerySet
 
 from engine import conf, events, locks
 from engine.errors import AlreadyExists, ContainerNotFound, InvalidArgument, VolumeNotFound
@@ -369,3 +370,32 @@ def remove_records(container: Container, *, remove_volumes: bool) -> None:
 
 def check(action: str, container: Container) -> None:
     transitions.check(action, container.state, container.name)
+
+
+def search(query: str = "", *, states: tuple[str, ...] | None = None) -> QuerySet[Container]:
+    """Containers whose name or image contains `query` (or whose ID starts with it), newest first.
+
+    A lazy queryset, so the dashboard can page it in SQL; only the list's columns are loaded.
+    """
+    rows = Container.objects.only("id", "name", "image_ref", "state", "exit_code", "created").order_by(
+        "-created"
+    )
+    if states:
+        rows = rows.filter(state__in=states)
+    query = query.strip()
+    if query:
+        match = Q(name__icontains=query) | Q(image_ref__icontains=query)
+        if all(c in "0123456789abcdef" for c in query):
+            match |= Q(id__startswith=query)
+        rows = rows.filter(match)
+    return rows
+
+
+def state_counts() -> dict[str, int]:
+    """How many containers are in each state."""
+    return dict(Container.objects.values_list("state").annotate(n=Count("id")))
+
+
+def count_by_image() -> dict[str, int]:
+    """How many containers each image has, by image ID."""
+    return dict(Container.objects.values_list("image_id").annotate(n=Count("id")))

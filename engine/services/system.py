@@ -180,3 +180,22 @@ def disk_usage(*, max_age: float = DISK_MAX_AGE) -> dict[str, int]:
     with _CACHE_LOCK:
         _DISK_CACHE[key] = (now, result)
     return dict(result)
+
+
+def counts() -> dict[str, int]:
+    """The overview's numbers: containers by running / paused / stopped, images, volumes."""
+    from engine.models import ContainerState, Volume
+    from engine.services import containers
+
+    by_state = containers.state_counts()
+    total = sum(by_state.values())
+    running = by_state.get(ContainerState.RUNNING, 0) + by_state.get(ContainerState.RESTARTING, 0)
+    paused = by_state.get(ContainerState.PAUSED, 0)
+    return {
+        "running": running,
+        "paused": paused,
+        "stopped": total - running - paused,
+        "containers": total,
+        "images": Image.objects.count(),
+        "volumes": Volume.objects.count(),
+    }
