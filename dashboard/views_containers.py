@@ -244,6 +244,24 @@ def container_action(request: HttpRequest, ref: str, action: str) -> HttpRespons
     return response
 
 
+@login_required
+@require_POST
+def container_rename(request: HttpRequest, ref: str) -> HttpResponse:
+    """`docker rename`: the new name comes from the form; the page reloads under it."""
+    container = containers.resolve(ref)
+    policy.check(request.user, "container.lifecycle", container)
+    old = container.name
+    with events.acting_as(request.user.get_username()):
+        container = containers.rename(container.id, request.POST.get("name", "").strip())
+    messages.success(request, f"Renamed {old} to {container.name}")
+    target = reverse("container", kwargs={"ref": container.id})
+    if is_htmx(request):
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = target
+        return response
+    return redirect(target)
+
+
 # -- run -----------------------------------------------------------------------------------------
 
 
@@ -441,6 +459,7 @@ urlpatterns = [
     path("containers/<str:ref>/row/", container_row, name="container_row"),
     path("containers/<str:ref>/header/", container_header, name="container_header"),
     path("containers/<str:ref>/actions/<slug:action>/", container_action, name="container_action"),
+    path("containers/<str:ref>/rename/", container_rename, name="container_rename"),
     path("containers/<str:ref>/terminal/token/", terminal_token, name="container_terminal_token"),
     path("containers/<str:ref>/logs/download/", logs_download, name="container_logs_download"),
 ]

@@ -421,3 +421,25 @@ def test_terminal_sessions_are_capped_per_user() -> None:
     with pytest.raises(Exception, match="terminals open"):
         manager.register(user_id=7, container_id="c", command=("/bin/sh",))
     manager.register(user_id=8, container_id="c", command=("/bin/sh",))  # others are not affected
+
+
+@pytest.mark.django_db
+def test_an_operator_renames_a_container_and_a_viewer_may_not(users: dict[str, Any]) -> None:
+    (row,) = make_records(1)
+    refused = client_for(users["viewer"]).post(f"/containers/{row.id}/rename/", {"name": "renamed"})
+    assert refused.status_code == 403
+    response = client_for(users["operator"]).post(f"/containers/{row.id}/rename/", {"name": "renamed"})
+    assert response.status_code == 302
+    assert Container.objects.get(pk=row.pk).name == "renamed"
+    page = client_for(users["operator"]).get(f"/containers/{row.id}/").content.decode()
+    assert 'value="renamed"' in page  # the overview's rename form shows the new name
+
+
+@pytest.mark.django_db
+def test_renaming_to_a_taken_name_is_a_conflict_the_page_shows(users: dict[str, Any]) -> None:
+    first, second = make_records(2)
+    response = client_for(users["operator"]).post(
+        f"/containers/{first.id}/rename/", {"name": second.name}, **HX
+    )
+    assert response.status_code == 409
+    assert "already in use" in response.content.decode()
