@@ -1,4 +1,4 @@
-"""CLI system commands: events (more to come: version, info, system df, system prune)."""
+"""CLI system commands: events, system check."""
 
 from __future__ import annotations
 
@@ -10,10 +10,15 @@ from engine.cli import render
 from engine.cli.args import group, parse_filters, parse_time
 from engine.errors import InvalidArgument
 from engine.services import audit as event_service
+from engine.services import system
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    for parent, name in ((sub, "events"), (group(sub, "system", "Manage the engine"), "events")):
+    system_group = group(sub, "system", "Manage the engine")
+    p = system_group.add_parser("check", help="Look for damage in the image store")
+    p.add_argument("--quick", action="store_true", help="do not re-hash blobs")
+    p.set_defaults(handler=cmd_check)
+    for parent, name in ((sub, "events"), (system_group, "events")):
         p = parent.add_parser(name, help="Show the engine's events (the audit log)")
         p.add_argument("--since", help="events after this time (RFC 3339, Unix time or a duration like 10m)")
         p.add_argument("--until", help="events before this time")
@@ -22,6 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("-n", "--tail", type=int, default=0, help="only the last N events")
         p.add_argument("--format", help="json for one JSON object per line")
         p.set_defaults(handler=cmd_events)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    problems = system.check(verify_blobs=not args.quick)
+    for line in problems:
+        sys.stdout.write(line + "\n")
+    sys.stdout.write(f"{len(problems)} problem(s) found\n" if problems else "no problems found\n")
+    return 1 if problems else 0
 
 
 def cmd_events(args: argparse.Namespace) -> int:

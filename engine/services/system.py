@@ -199,3 +199,39 @@ def counts() -> dict[str, int]:
         "images": Image.objects.count(),
         "volumes": Volume.objects.count(),
     }
+
+
+def check(*, verify_blobs: bool = True) -> list[str]:
+    """Look for damage in the store: missing layer directories, missing or corrupt blobs.
+
+    Returns one line per problem (empty when all is well). Repairs nothing: `rmi -f` of the image
+    named in a line removes what it points at, and works on a damaged image.
+    """
+    from engine.models import Layer
+    from engine.services.images import familiar_tags
+    from engine.store.digests import digest_hex
+
+    problems: list[str] = []
+    store = imagestore.blob_store()
+    for layer in Layer.objects.prefetch_related("images__tags"):
+        names = (
+            ", ".join(name for image in layer.images.all() for name in familiar_tags(image))
+            or "untagged images"
+        )
+        if not (conf.layers_dir() / digest_hex(layer.chain_id)).is_dir():
+            problems.append(f"layer {layer.chain_id[7:19]} of {names}: directory missing")
+        if not store.exists(layer.blob_digest):
+            problems.append(
+                f"layer {layer.chain_id[7:19]} of {names}: blob {layer.blob_digest[7:19]} missing"
+            )
+        elif verify_blobs and not store.verify(layer.blob_digest):
+            problems.append(
+                f"layer {layer.chain_id[7:19]} of {names}: blob {layer.blob_digest[7:19]} is corrupt"
+            )
+    for image in Image.objects.prefetch_related("tags"):
+        names = ", ".join(familiar_tags(image)) or image.short_id
+        if not store.exists(image.id):
+            problems.append(f"image {names}: config blob missing")
+        elif verify_blobs and not store.verify(image.id):
+            problems.append(f"image {names}: config blob is corrupt")
+    return problems
