@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from engine.errors import PermissionDenied
+from engine.services.system import ROLE_GROUPS
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +23,8 @@ VIEWER = "viewer"
 OPERATOR = "operator"
 ADMIN = "admin"
 
-# Group name per role. The names are part of the setup contract: `manage.py setup` creates them.
-GROUPS: dict[str, str] = {VIEWER: "viewers", OPERATOR: "operators", ADMIN: "admins"}
+# Group name per role; `manage.py setup` creates the groups (engine.services.system.ROLE_GROUPS).
+GROUPS: dict[str, str] = dict(zip((VIEWER, OPERATOR, ADMIN), ROLE_GROUPS, strict=True))
 
 _RANK = {VIEWER: 1, OPERATOR: 2, ADMIN: 3}
 

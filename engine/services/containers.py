@@ -276,14 +276,14 @@ def _prepare_mounts(
 
 
 def _volume_for(name: str, undo: UndoStack) -> Volume:
+    """The named volume (created on first use, as Docker does) or a new anonymous one."""
     if name:
         try:
             return volumes.get(name)
         except VolumeNotFound:
             pass
     volume = volumes.create(name or None)
-    if not name or volume.name != name or volume.created_by:
-        undo.push(_remove_volume_quietly, volume.name)
+    undo.push(_remove_volume_quietly, volume.name)  # made by this create: a failed create takes it back
     return volume
 
 

@@ -29,7 +29,7 @@ from engine.models import Image, ImageLayer, ImageTag, Layer, RepoDigest
 from engine.store import layers as layer_store
 from engine.store.blobs import BlobStore
 from engine.store.digests import chain_id as compute_chain_id
-from engine.store.digests import digest_hex, parse_digest
+from engine.store.digests import digest_hex
 
 logger = logging.getLogger(__name__)
 
@@ -238,12 +238,8 @@ def _tmp_is_stale(path: Path) -> bool:
     except (ValueError, ProcessLookupError):
         return True
     except PermissionError:
-        return False
+        return False  # alive, just not ours to signal
     return False
-
-
-def check_digest(value: str) -> str:
-    return parse_digest(value)
 
 
 def move_tag(image: Image, name: str) -> bool:
