@@ -288,3 +288,13 @@ def berth_cli(_berth_template: Path) -> Iterator[BerthCLI]:
             unmount_under(run)
             shutil.rmtree(root, ignore_errors=True)
             shutil.rmtree(run, ignore_errors=True)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:  # type: ignore[no-untyped-def]
+    """Remove this run's file test database and its WAL files, which late exit commands may reopen."""
+    from django.conf import settings
+
+    name = str(settings.DATABASES["default"].get("TEST", {}).get("NAME") or "")
+    if name.startswith("/tmp/berth-test-"):
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(name + suffix).unlink(missing_ok=True)
