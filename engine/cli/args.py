@@ -76,3 +76,14 @@ def parse_time(value: str) -> datetime:
             f"invalid time {value!r}: use RFC 3339, a Unix timestamp or a duration like 10m"
         )
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def report_error(command: str, exc: Exception) -> None:
+    """Print the one-line error and record the failed action as an event (who tried what, and why)."""
+    sys.stderr.write(f"Error: {exc}\n")
+    from engine import events
+
+    try:
+        events.record("cli", command[:32], result="error", message=str(exc))
+    except Exception:  # noqa: BLE001 — reporting the failure must not hide the original error
+        pass

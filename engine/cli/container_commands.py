@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from engine.cli import attach, render
-from engine.cli.args import group, parse_filters, parse_labels, parse_time
+from engine.cli.args import group, parse_filters, parse_labels, parse_time, report_error
 from engine.errors import ContainerNotFound, EngineError, InvalidArgument
 from engine.models import Container, ContainerState
 from engine.runtime import options as opts
@@ -252,7 +252,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _remove_after_failed_start(container, options)
         code_hint = getattr(exc, "cli_exit_code", None)
         if code_hint:
-            sys.stderr.write(f"Error: {exc}\n")
+            report_error("run", exc)
             return int(code_hint)
         raise
     if options.auto_remove:
@@ -272,14 +272,14 @@ def _remove_quietly(container_id: str) -> None:
         pass  # conmon's exit command removed it first
 
 
-def _each(refs: list[str], action) -> int:  # type: ignore[no-untyped-def]
+def _each(command: str, refs: list[str], action) -> int:  # type: ignore[no-untyped-def]
     failed = False
     for ref in refs:
         try:
             action(ref)
             sys.stdout.write(ref + "\n")
         except EngineError as exc:
-            sys.stderr.write(f"Error: {exc}\n")
+            report_error(command, exc)
             failed = True
     return 1 if failed else 0
 
@@ -292,31 +292,35 @@ def cmd_start(args: argparse.Namespace) -> int:
         return attach.run_attached(
             container, interactive=args.interactive, tty=bool(container.config.get("Tty"))
         )
-    return _each(args.containers, lambda ref: lifecycle.start(ref))
+    return _each("start", args.containers, lambda ref: lifecycle.start(ref))
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    return _each(args.containers, lambda ref: lifecycle.stop(ref, timeout=args.timeout, signal=args.signal))
+    return _each(
+        "stop", args.containers, lambda ref: lifecycle.stop(ref, timeout=args.timeout, signal=args.signal)
+    )
 
 
 def cmd_restart(args: argparse.Namespace) -> int:
-    return _each(args.containers, lambda ref: lifecycle.restart(ref, timeout=args.timeout))
+    return _each("restart", args.containers, lambda ref: lifecycle.restart(ref, timeout=args.timeout))
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
-    return _each(args.containers, lambda ref: lifecycle.kill(ref, signal=args.signal))
+    return _each("kill", args.containers, lambda ref: lifecycle.kill(ref, signal=args.signal))
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
-    return _each(args.containers, lifecycle.pause)
+    return _each("pause", args.containers, lifecycle.pause)
 
 
 def cmd_unpause(args: argparse.Namespace) -> int:
-    return _each(args.containers, lifecycle.unpause)
+    return _each("unpause", args.containers, lifecycle.unpause)
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    return _each(args.containers, lambda ref: lifecycle.remove(ref, force=args.force, volumes=args.volumes))
+    return _each(
+        "rm", args.containers, lambda ref: lifecycle.remove(ref, force=args.force, volumes=args.volumes)
+    )
 
 
 def cmd_rename(args: argparse.Namespace) -> int:
@@ -331,7 +335,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
             sys.stdout.write(f"{lifecycle.wait(ref)}\n")
             sys.stdout.flush()
         except EngineError as exc:
-            sys.stderr.write(f"Error: {exc}\n")
+            report_error("wait", exc)
             failed = True
     return 1 if failed else 0
 

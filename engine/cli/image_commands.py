@@ -10,7 +10,7 @@ from pathlib import Path
 
 from engine import conf
 from engine.cli import render
-from engine.cli.args import confirm, group, parse_filters
+from engine.cli.args import confirm, group, parse_filters, report_error
 from engine.cli.progressbar import Bars
 from engine.errors import InvalidArgument
 from engine.services import images, imagetransfer
@@ -188,7 +188,7 @@ def cmd_rmi(args: argparse.Namespace) -> int:
 
             if not isinstance(exc, EngineError):
                 raise
-            sys.stderr.write(f"Error: {exc}\n")
+            report_error("rmi", exc)
             failed = True
     return 1 if failed else 0
 

@@ -17,7 +17,7 @@ from engine.cli import (
     system_commands,
     volume_commands,
 )
-from engine.cli.args import Parser
+from engine.cli.args import Parser, report_error
 from engine.errors import EngineError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -52,22 +52,11 @@ def main(argv: Sequence[str]) -> int:
     try:
         return handler(args)
     except EngineError as exc:
-        sys.stderr.write(f"Error: {exc}\n")
-        _record_failure(args, exc)
+        words = [args.command] + [str(v) for k, v in vars(args).items() if k.endswith("_command") and v]
+        report_error(" ".join(words), exc)
         return getattr(exc, "cli_exit_code", 1)
     except KeyboardInterrupt:
         sys.stderr.write("Error: interrupted\n")
         return 130
     except BrokenPipeError:
         return 141
-
-
-def _record_failure(args: argparse.Namespace, exc: EngineError) -> None:
-    """A refused or failed action is an event too: who tried what, and why it failed."""
-    from engine import events
-
-    words = [args.command] + [str(v) for k, v in vars(args).items() if k.endswith("_command") and v]
-    try:
-        events.record("cli", " ".join(words)[:32], result="error", message=str(exc))
-    except Exception:  # noqa: BLE001 — reporting the failure must not hide the original error
-        pass

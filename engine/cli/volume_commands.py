@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from engine.cli import render
-from engine.cli.args import confirm, group, parse_filters, parse_labels
+from engine.cli.args import confirm, group, parse_filters, parse_labels, report_error
 from engine.errors import EngineError, InvalidArgument
 from engine.services import volumes
 
@@ -94,7 +94,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
             volumes.remove(name, force=args.force)
             sys.stdout.write(name + "\n")
         except EngineError as exc:
-            sys.stderr.write(f"Error: {exc}\n")
+            report_error("volume rm", exc)
             failed = True
     return 1 if failed else 0
 

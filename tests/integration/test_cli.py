@@ -244,3 +244,15 @@ def test_volume_rm_prints_the_name_and_removes_it(berth: Berth) -> None:
     assert berth("volume", "rm", "cli-vol6") == "cli-vol6\n"
     assert "cli-vol6" not in berth("volume", "ls", "-q").splitlines()
     assert not (berth.root / "volumes" / "cli-vol6").exists()
+
+
+def test_a_failed_action_is_recorded_as_an_event_with_its_reason(berth: Berth) -> None:
+    proc = berth.fails("rm", "no-such-container")
+    assert proc.returncode != 0 and proc.stderr.count("Error: ") == 1
+    proc = berth.fails("volume", "rm", "no-such-volume")
+    assert proc.returncode != 0
+    # Who tried what, when, and why it failed: the audit log keeps refusals, not only successes.
+    lines = berth("events", "--filter", "type=cli", "--format", "json").splitlines()
+    failures = [json.loads(line) for line in lines]
+    assert [(e["Action"], e["Result"]) for e in failures][-2:] == [("rm", "error"), ("volume rm", "error")]
+    assert "no such container" in failures[-2]["Message"]
