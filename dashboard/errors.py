@@ -115,5 +115,24 @@ class EngineErrorMiddleware:
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, EngineError):
+            if request.method == "POST":
+                _record_failure(request, exception)
             return engine_error_response(request, exception)
         return None
+
+
+def _record_failure(request: HttpRequest, exc: EngineError) -> None:
+    """A refused or failed action from the browser is an event too: who tried what, and why."""
+    from engine import events
+
+    match = getattr(request, "resolver_match", None)
+    action = (match.url_name if match and match.url_name else request.path)[:32]
+    user = (
+        request.user.get_username()
+        if getattr(request, "user", None) and request.user.is_authenticated
+        else "anonymous"
+    )
+    try:
+        events.record("web", action, result="error", message=str(exc), actor=user)
+    except Exception:  # noqa: BLE001 — recording must not hide the error the user should see
+        pass
