@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 
 IN_CI = bool(os.environ.get("CI"))
+# Every engine root a test makes starts with this: the leak guard only counts what is ours, so
+# another test run on the same machine (a developer's, another session's) cannot fail this one.
+TMP_PREFIX = f"bt-{os.getpid()}-"
 # Importing dashboard.asgi in tests must not start the server's background monitor thread.
 os.environ.setdefault("BERTH_MONITOR", "0")
 
@@ -37,8 +40,8 @@ def require_root() -> None:
 @pytest.fixture
 def berth_dirs() -> Iterator[tuple[Path, Path]]:
     """Short, private BERTH_ROOT and BERTH_RUN (unix socket paths must stay under 108 bytes)."""
-    root = Path(tempfile.mkdtemp(prefix="bt-", dir="/tmp"))
-    run = Path(tempfile.mkdtemp(prefix="bt-", dir="/run" if os.access("/run", os.W_OK) else "/tmp"))
+    root = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir="/tmp"))
+    run = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir="/run" if os.access("/run", os.W_OK) else "/tmp"))
     yield root, run
     unmount_under(root)
     unmount_under(run)
@@ -76,13 +79,13 @@ def unmount_under(path: Path) -> None:
         subprocess.run(["umount", "-l", target], check=False, capture_output=True)
 
 
-def _mounts() -> set[str]:
+def _owned(text: str, base: str) -> bool:
+    return f"/{TMP_PREFIX}" in text or (bool(base) and base in text)
+
+
+def _mounts(base: str = "") -> set[str]:
     with open("/proc/self/mountinfo") as f:
-        return {
-            line.split()[4]
-            for line in f
-            if "overlay" in line or "/bt-" in line or "berth" in line or "tmpfs" in line.split(" - ")[-1][:6]
-        }
+        return {line.split()[4] for line in f if _owned(line.split()[4], base)}
 
 
 def _links() -> set[str]:
@@ -98,9 +101,17 @@ def _netns() -> set[str]:
     return names
 
 
-def _conmons() -> set[int]:
+def _conmons(base: str = "") -> set[int]:
     out = subprocess.run(["pgrep", "-x", "conmon"], capture_output=True, text=True, check=False).stdout
-    return {int(p) for p in out.split()}
+    owned = set()
+    for pid in out.split():
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue  # gone meanwhile
+        if _owned(cmdline, base):
+            owned.add(int(pid))
+    return owned
 
 
 def _nft() -> str:
@@ -109,19 +120,30 @@ def _nft() -> str:
     return subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True, check=False).stdout
 
 
-def snapshot() -> dict[str, object]:
-    return {"mounts": _mounts(), "links": _links(), "netns": _netns(), "conmon": _conmons(), "nft": _nft()}
+def snapshot(base: str = "") -> dict[str, object]:
+    return {
+        "mounts": _mounts(base),
+        "links": _links(),
+        "netns": _netns(),
+        "conmon": _conmons(base),
+        "nft": _nft(),
+    }
 
 
 @pytest.fixture
-def leak_guard() -> Iterator[None]:
-    """Fail the test if it left a mount, link, netns, conmon process or nft rule behind."""
+def leak_guard(tmp_path_factory) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Fail the test if it left a mount, link, netns, conmon process or nft rule behind.
+
+    Mounts and conmons count when they belong to this run (its TMP_PREFIX roots or its pytest
+    temp dir); links, netns and nft rules are host-wide, as nothing else on CI makes them.
+    """
     if os.geteuid() != 0:
         yield
         return
-    before = snapshot()
+    base = str(tmp_path_factory.getbasetemp())
+    before = snapshot(base)
     yield
-    after = snapshot()
+    after = snapshot(base)
     leaks = []
     for key in ("mounts", "links", "netns", "conmon"):
         new = after[key] - before[key]  # type: ignore[operator]
@@ -142,8 +164,8 @@ REPO = Path(__file__).resolve().parents[1]
 def _berth_template() -> Iterator[Path]:
     """One migrated and seeded BERTH_ROOT, copied for each test (`manage.py setup` takes seconds)."""
     require_root()
-    template = Path(tempfile.mkdtemp(prefix="bt-tpl-", dir="/tmp"))
-    run = Path(tempfile.mkdtemp(prefix="bt-tpl-", dir="/tmp"))
+    template = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + "tpl-", dir="/tmp"))
+    run = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + "tpl-", dir="/tmp"))
     env = _cli_env(template, run)
     subprocess.run(
         [sys.executable, str(REPO / "manage.py"), "setup"],
@@ -273,8 +295,8 @@ def _processes_with(marker: bytes, *, where: str = "environ") -> list[int]:
 @pytest.fixture
 def berth_cli(_berth_template: Path) -> Iterator[BerthCLI]:
     """A fresh engine (a copy of the migrated, seeded template) driven through the CLI."""
-    root = Path(tempfile.mkdtemp(prefix="bt-", dir="/tmp"))
-    run = Path(tempfile.mkdtemp(prefix="bt-", dir="/run" if os.access("/run", os.W_OK) else "/tmp"))
+    root = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir="/tmp"))
+    run = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir="/run" if os.access("/run", os.W_OK) else "/tmp"))
     root.rmdir()
     shutil.copytree(_berth_template, root, symlinks=True)
     cli = BerthCLI(root, run)

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require, unmount_under
+from tests.conftest import TMP_PREFIX, require, unmount_under
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
@@ -97,8 +97,10 @@ def _wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: 
 def berth_server() -> Iterator[Server]:
     """Start `daphne` on a free loopback port with a fresh engine root; yield it; stop and clean up."""
     require(Path(CHROMIUM).exists(), f"{CHROMIUM} is not installed")
-    root = Path(tempfile.mkdtemp(prefix="be-", dir="/tmp"))
-    run = Path(tempfile.mkdtemp(prefix="be-", dir="/run" if os.access("/run", os.W_OK) else "/tmp"))
+    root = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + "e2e-", dir="/tmp"))
+    run = Path(
+        tempfile.mkdtemp(prefix=TMP_PREFIX + "e2e-", dir="/run" if os.access("/run", os.W_OK) else "/tmp")
+    )
     password = secrets.token_urlsafe(18)
     log = root / "daphne.log"
     env = {

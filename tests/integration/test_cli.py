@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TMP_PREFIX
+
 REPO = Path(__file__).resolve().parents[2]
 SHORT_ID = re.compile(r"^[0-9a-f]{12}$")
 
@@ -62,8 +64,8 @@ class Berth:
 
 @pytest.fixture(scope="module")
 def berth() -> Iterator[Berth]:
-    root = Path(tempfile.mkdtemp(prefix="bt-", dir="/tmp"))
-    run = Path(tempfile.mkdtemp(prefix="bt-", dir="/tmp"))
+    root = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir="/tmp"))
+    run = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir="/tmp"))
     engine = Berth(root, run)
     proc = engine.manage("setup")
     assert proc.returncode == 0, proc.stderr

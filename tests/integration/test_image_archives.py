@@ -29,7 +29,7 @@ from engine.models import Image, Layer
 from engine.progress import LayerProgress, ProgressEvent
 from engine.services import images, imagestore, imagetransfer, system
 from engine.store.digests import sha256_digest
-from tests.conftest import require
+from tests.conftest import TMP_PREFIX, require
 
 REPO = Path(__file__).resolve().parents[2]
 SKOPEO = "/usr/bin/skopeo"
@@ -122,8 +122,8 @@ def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def spare_dirs() -> Iterator[tuple[Path, Path]]:
     """BERTH_ROOT and BERTH_RUN for a second engine that runs in subprocesses."""
-    root = Path(tempfile.mkdtemp(prefix="bt-", dir="/tmp"))
-    run = Path(tempfile.mkdtemp(prefix="bt-", dir="/tmp"))
+    root = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir="/tmp"))
+    run = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir="/tmp"))
     yield root, run
     shutil.rmtree(root, ignore_errors=True)
     shutil.rmtree(run, ignore_errors=True)

@@ -26,6 +26,7 @@ from engine.image.archive import SaveImage, SaveLayer, write_archive
 from engine.models import Container, Image, ImageTag, Layer, RepoDigest
 from engine.services import images, imagestore, imagetransfer, system
 from engine.store.digests import chain_id, digest_hex, sha256_digest
+from tests.conftest import TMP_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -72,8 +73,8 @@ def layer_dirs(root: Path) -> set[str]:
 @pytest.fixture
 def fresh_root() -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
     """A second, separate engine: run `manage.py ARGS…` against its own migrated BERTH_ROOT."""
-    root = Path(tempfile.mkdtemp(prefix="bt-", dir="/tmp"))
-    run = Path(tempfile.mkdtemp(prefix="bt-", dir="/tmp"))
+    root = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir="/tmp"))
+    run = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir="/tmp"))
     env = {**os.environ, "BERTH_ROOT": str(root), "BERTH_RUN": str(run), "BERTH_ADMIN_PASSWORD": "test-pw"}
     env.pop("DATABASE_URL", None)  # the engine's own sqlite under its root, never a shared database
 

@@ -35,7 +35,7 @@ from engine.image import formats
 from engine.models import Event, Image, Layer, RepoDigest
 from engine.progress import LayerProgress, OutputLine, ProgressEvent
 from engine.services import images, imagestore, registry, system
-from tests.conftest import require
+from tests.conftest import TMP_PREFIX, require
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -118,7 +118,7 @@ def start_registry(directory: Path, *, htpasswd: Path | None = None) -> RunningR
 
 def skopeo(*args: str) -> str:
     require(os.access(SKOPEO, os.X_OK), f"{SKOPEO} is not installed (apt-get install skopeo)")
-    with tempfile.TemporaryDirectory(prefix="bt-skopeo-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=TMP_PREFIX + "skopeo-") as tmp:
         proc = subprocess.run(
             [SKOPEO, "--insecure-policy", "--tmpdir", tmp, *args],
             capture_output=True,
@@ -166,7 +166,7 @@ class Published:
 
 @pytest.fixture(scope="module")
 def real_registry() -> Iterator[RunningRegistry]:
-    directory = Path(tempfile.mkdtemp(prefix="bt-reg-", dir="/tmp"))
+    directory = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + "reg-", dir="/tmp"))
     running = start_registry(directory)
     yield running
     running.stop()
@@ -176,7 +176,7 @@ def real_registry() -> Iterator[RunningRegistry]:
 @pytest.fixture(scope="module")
 def published(real_registry: RunningRegistry) -> Iterator[Published]:
     """busybox seeded and saved by berth in a scratch root, copied into the registry by skopeo."""
-    scratch = Path(tempfile.mkdtemp(prefix="bt-", dir="/tmp"))
+    scratch = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir="/tmp"))
     try:
         berth = Berth(scratch)
         berth.ok("setup")
@@ -278,7 +278,7 @@ def test_a_pushed_image_pulls_into_a_fresh_engine_with_the_same_id(
     assert RepoDigest.objects.filter(name=f"{real_registry.netloc}/test/pushed@{result.digest}").exists()
     assert Event.objects.filter(action="push", object_id=seeded.id, result="ok").exists()
 
-    fresh = Path(tempfile.mkdtemp(prefix="bt-", dir="/tmp"))
+    fresh = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir="/tmp"))
     try:
         berth = Berth(fresh)
         berth.ok("migrate", "-v0")
@@ -327,7 +327,7 @@ def test_push_of_a_name_with_no_local_image_is_image_not_found(engine: Path) -> 
 
 @pytest.fixture(scope="module")
 def secured_registry() -> Iterator[RunningRegistry]:
-    directory = Path(tempfile.mkdtemp(prefix="bt-reg-", dir="/tmp"))
+    directory = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + "reg-", dir="/tmp"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         hashed = crypt.crypt(PASSWORD, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
@@ -375,7 +375,7 @@ def test_login_lets_push_and_pull_through_and_keeps_the_password_secret(
 def test_cli_login_reads_the_password_from_stdin_and_never_prints_it(
     secured_registry: RunningRegistry,
 ) -> None:
-    root = Path(tempfile.mkdtemp(prefix="bt-", dir="/tmp"))
+    root = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir="/tmp"))
     try:
         berth = Berth(root)
         berth.ok("migrate", "-v0")

@@ -21,6 +21,7 @@ import pytest
 
 from engine.runtime import cgroups, conmon, logfile, runc, seccomp, spec
 from engine.runtime.runc import ContainerGone, Runc
+from tests.conftest import TMP_PREFIX
 
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
 CONMON = shutil.which("conmon") or "/usr/bin/conmon"
@@ -65,7 +66,7 @@ class Box:
     """A private runc root and conmon dirs in a short /run path (unix sockets have a 108-byte limit)."""
 
     def __init__(self, rootfs: Path) -> None:
-        self.base = Path(tempfile.mkdtemp(prefix="bt-", dir="/run"))
+        self.base = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir="/run"))
         self.rootfs = rootfs
         self.runc = Runc(RUNC, self.base / "r")
         for d in ("exits", "socks", "b"):
