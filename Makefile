@@ -27,10 +27,12 @@ packages:
 		pkg=$${probe%%:*}; path=$${probe#*:}; \
 		[ -e "$$path" ] || missing="$$missing $$pkg"; \
 	done; \
+	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+		apt-get update -qq && apt-get install -y -qq $$missing; \
 	fi
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
