@@ -52,11 +52,16 @@ def main(argv: Sequence[str]) -> int:
     try:
         return handler(args)
     except EngineError as exc:
-        words = [args.command] + [str(v) for k, v in vars(args).items() if k.endswith("_command") and v]
-        report_error(" ".join(words), exc)
+        report_error(_command_name(argv), exc)
         return getattr(exc, "cli_exit_code", 1)
     except KeyboardInterrupt:
         sys.stderr.write("Error: interrupted\n")
         return 130
     except BrokenPipeError:
         return 141
+
+
+def _command_name(argv: Sequence[str]) -> str:
+    """`rm`, or `volume rm` for the management groups: what the event records as the action."""
+    words = [a for a in argv if not a.startswith("-")][:2]
+    return " ".join(words if words and words[0] in ("image", "volume", "container", "system") else words[:1])
