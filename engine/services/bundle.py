@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import shutil
+import stat as stat_module
 import sys
 import threading
 from dataclasses import dataclass
@@ -100,6 +101,7 @@ def launch(container: Container, *, undo: UndoStack) -> conmon.SpawnResult:
         overlay.mount_overlay(lowers, upper=p.upper, work=p.work, target=p.rootfs)
         undo.push(overlay.unmount, p.rootfs)
     _write_etc_files(container, p)
+    _copy_up_volumes(container, p)
     inp = _spec_input(container, p)
     host = container.host_config
     profile = (
@@ -331,6 +333,64 @@ def _engine_bounding_caps() -> tuple[str, ...]:
     """What this process may hand on: root here lacks CAP_SYS_RESOURCE (PLATFORM.md)."""
     with open("/proc/self/status") as f:
         return tuple(spec.bounding_caps_from_status(f.read()))
+
+
+def _copy_up_volumes(container: Container, p: Paths) -> None:
+    """Fill each empty volume once with what the image has at its mount point, as Docker does.
+
+    Runs before the container's process exists, so nothing in the rootfs can change under us; a
+    mount point reached through a symlink in the image is not copied (the link could lead anywhere).
+    """
+    for mount in container.mounts.filter(kind=Mount.Kind.VOLUME).select_related("volume"):
+        if not (mount.options or {}).get("copy_up") or mount.volume is None:
+            continue
+        copy_tree_into(p.rootfs, mount.destination, Path(volumes.mountpoint(mount.volume)))
+        mount.options = {**mount.options, "copy_up": False}
+        mount.save(update_fields=["options"])
+
+
+def copy_tree_into(rootfs: Path, destination: str, target: Path) -> bool:
+    """Copy rootfs/destination into the empty directory `target`, keeping links, modes and owners.
+
+    Returns False (copying nothing) when target is not empty, or the source is missing, not a
+    directory, or reached through a symlink.
+    """
+    if not target.is_dir() or any(target.iterdir()):
+        return False
+    source = rootfs
+    for part in Path(destination).parts[1:]:
+        source = source / part
+        if source.is_symlink() or not source.is_dir():
+            return False
+    for entry in os.scandir(source):
+        dest = target / entry.name
+        if entry.is_dir(follow_symlinks=False):
+            shutil.copytree(entry.path, dest, symlinks=True, ignore=_special_files)
+        elif entry.is_symlink():
+            os.symlink(os.readlink(entry.path), dest)
+        elif entry.is_file(follow_symlinks=False):
+            shutil.copy2(entry.path, dest, follow_symlinks=False)
+    for dirpath, dirnames, filenames in os.walk(source):
+        for name in (*dirnames, *filenames):
+            src = os.path.join(dirpath, name)
+            copied = target / os.path.relpath(src, source)
+            if os.path.lexists(copied):
+                st = os.lstat(src)
+                os.lchown(copied, st.st_uid, st.st_gid)
+    st = os.stat(source)
+    os.chown(target, st.st_uid, st.st_gid)
+    os.chmod(target, stat_module.S_IMODE(st.st_mode))
+    return True
+
+
+def _special_files(directory: str, names: list[str]) -> set[str]:
+    """Devices, fifos and sockets are not copied: reading a fifo would block the start."""
+    skipped = set()
+    for name in names:
+        mode = os.lstat(os.path.join(directory, name)).st_mode
+        if not (stat_module.S_ISDIR(mode) or stat_module.S_ISREG(mode) or stat_module.S_ISLNK(mode)):
+            skipped.add(name)
+    return skipped
 
 
 def _hostname(container: Container) -> str:

@@ -260,6 +260,8 @@ def _prepare_mounts(
                     destination=request.destination,
                     volume=volume,
                     read_only=request.read_only,
+                    # Docker's copy-up: an empty volume gets the image's files at its first start.
+                    options={"copy_up": True},
                 )
             )
         else:

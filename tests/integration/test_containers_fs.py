@@ -107,3 +107,22 @@ def test_diff_shows_added_changed_and_deleted(berth_cli) -> None:
 def test_read_only_rootfs_refuses_writes(berth_cli) -> None:
     proc = berth_cli("run", "--rm", "--read-only", "busybox", "touch", "/x")
     assert proc.returncode != 0 and "Read-only file system" in proc.stderr
+
+
+def test_an_empty_volume_gets_the_images_files_once(berth_cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Docker's copy-up: a new volume mounted where the image has files starts with those files.
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox\nRUN mkdir -p /seed/sub && echo hi > /seed/hello && ln -s hello /seed/link "
+        "&& chown 65534:65534 /seed/sub\n"
+    )
+    berth_cli.ok("build", "-q", "-t", "seeded:1", str(tmp_path))
+    out = berth_cli.ok(
+        "run", "--rm", "-v", "seedvol:/seed", "seeded:1", "sh", "-c", "cat /seed/hello; ls -ln /seed"
+    )
+    assert out.startswith("hi")
+    assert "link -> hello" in out  # copied as a link, not followed
+    assert " 65534 " in out  # owners kept
+    # Once filled it is the user's: a later container does not copy again over what they changed.
+    berth_cli.ok("run", "--rm", "-v", "seedvol:/seed", "seeded:1", "sh", "-c", "rm /seed/hello")
+    out = berth_cli.ok("run", "--rm", "-v", "seedvol:/seed", "seeded:1", "ls", "/seed")
+    assert "hello" not in out.split()
