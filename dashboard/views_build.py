@@ -28,17 +28,12 @@ from dashboard import policy
 from dashboard.errors import is_htmx, toast_trigger
 from dashboard.forms_build import BuildForm, PullForm
 from dashboard.forms_images import EngineUploadHandler
-from dashboard.views_images import image_url
+from dashboard.views_images import image_url, refuse_upload_early, wants_json
 from engine.errors import EngineError, PermissionDenied
 from engine.models import Image
 from engine.progress import OutputLine, Progress, ProgressEvent, StepProgress
 from engine.registry import reference
 from engine.services import builds, jobs, registry
-
-
-def _wants_json(request: HttpRequest) -> bool:
-    """progress.js posts uploads with XHR and asks for JSON; plain forms get pages and redirects."""
-    return "application/json" in request.headers.get("Accept", "")
 
 
 def _describe(image: Image, tags: list[str]) -> dict[str, Any]:
@@ -142,13 +137,9 @@ def _build_title(options: dict[str, Any], filename: str | None) -> str:
 def image_build(request: HttpRequest) -> HttpResponse:
     """`docker build`: GET shows the form, POST streams the context to disk and starts a "build" job."""
     template = "dashboard/image_build.html"
-    try:
-        # Refuse before the body is parsed: a viewer's upload never reaches the engine's disk.
-        policy.check(request.user, "image.import")
-    except EngineError as exc:
-        if _wants_json(request):
-            return JsonResponse({"error": str(exc)}, status=exc.status)
-        raise
+    refused = refuse_upload_early(request)
+    if refused is not None:
+        return refused
     if request.method == "GET":
         return render(request, template, {"form": BuildForm()})
     handler = EngineUploadHandler(request)
@@ -156,7 +147,7 @@ def image_build(request: HttpRequest) -> HttpResponse:
     try:
         return _start_build(request, template)
     except EngineError as exc:
-        if _wants_json(request):
+        if wants_json(request):
             return JsonResponse({"error": str(exc)}, status=exc.status)
         raise
     finally:
@@ -169,7 +160,7 @@ def _start_build(request: HttpRequest, template: str) -> HttpResponse:
     # which parses the body, and the handlers cannot change once parsing has started.
     form = BuildForm(request.POST, request.FILES)
     if not form.is_valid():
-        if _wants_json(request):
+        if wants_json(request):
             return JsonResponse({"errors": {k: list(v) for k, v in form.errors.items()}}, status=400)
         return render(request, template, {"form": form}, status=400)
     options = form.cleaned_data
@@ -196,7 +187,7 @@ def _start_build(request: HttpRequest, template: str) -> HttpResponse:
     )
     request._berth_kept_upload = context_path  # type: ignore[attr-defined]  # the job owns the file now
     target = reverse("job", args=[job.pk])
-    if _wants_json(request):
+    if wants_json(request):
         return JsonResponse({"redirect": target, "job": str(job.pk)})
     return HttpResponseRedirect(target)
 

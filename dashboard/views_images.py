@@ -33,7 +33,7 @@ def _acting(request: HttpRequest) -> events.acting_as:
     return events.acting_as(request.user.get_username())
 
 
-def _wants_json(request: HttpRequest) -> bool:
+def wants_json(request: HttpRequest) -> bool:
     """progress.js posts uploads with XHR and asks for JSON; plain forms get pages and redirects."""
     return "application/json" in request.headers.get("Accept", "")
 
@@ -241,17 +241,27 @@ def _human(n: int) -> str:
 # ---------- import and load (uploads that become jobs) ----------
 
 
+def refuse_upload_early(request: HttpRequest) -> HttpResponse | None:
+    """Check the right to upload before the body is parsed: a viewer's upload never reaches the disk.
+
+    Returns the refusal for XHR uploads (JSON); raises PermissionDenied for plain forms.
+    """
+    try:
+        policy.check(request.user, "image.import")
+    except EngineError as exc:
+        if wants_json(request):
+            return JsonResponse({"error": str(exc)}, status=exc.status)
+        raise
+    return None
+
+
 def _upload_view(request: HttpRequest, *, kind: str) -> HttpResponse:
     """Shared body of image_import and image_load: stream the upload, validate, start the job."""
     form_class = ImportForm if kind == "import" else LoadForm
     template = "dashboard/image_upload.html"
-    try:
-        # Refuse before the body is parsed: a viewer's upload never reaches the engine's disk.
-        policy.check(request.user, "image.import")
-    except EngineError as exc:
-        if _wants_json(request):
-            return JsonResponse({"error": str(exc)}, status=exc.status)
-        raise
+    refused = refuse_upload_early(request)
+    if refused is not None:
+        return refused
     if request.method == "GET":
         return render(request, template, {"form": form_class(), "kind": kind})
     handler = EngineUploadHandler(request)
@@ -259,7 +269,7 @@ def _upload_view(request: HttpRequest, *, kind: str) -> HttpResponse:
     try:
         return _start_upload_job(request, form_class, template, kind)
     except EngineError as exc:
-        if _wants_json(request):
+        if wants_json(request):
             return JsonResponse({"error": str(exc)}, status=exc.status)
         raise
     finally:
@@ -272,7 +282,7 @@ def _start_upload_job(request: HttpRequest, form_class: type, template: str, kin
     # which parses the body, and the handlers cannot change once parsing has started.
     form = form_class(request.POST, request.FILES)
     if not form.is_valid():
-        if _wants_json(request):
+        if wants_json(request):
             return JsonResponse({"errors": {k: list(v) for k, v in form.errors.items()}}, status=400)
         return render(request, template, {"form": form, "kind": kind}, status=400)
     upload = form.cleaned_data["archive"]
@@ -296,7 +306,7 @@ def _start_upload_job(request: HttpRequest, form_class: type, template: str, kin
     )
     request._berth_kept_upload = path  # type: ignore[attr-defined]  # the job owns the file now
     target = reverse("job", args=[job.pk])
-    if _wants_json(request):
+    if wants_json(request):
         return JsonResponse({"redirect": target, "job": str(job.pk)})
     return HttpResponseRedirect(target)
 

@@ -16,14 +16,12 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.contrib.auth.models import Group
 from django.test import Client
 
-from dashboard import policy, terminals
+from dashboard import terminals
 from engine.models import Container, ContainerState, Image
 from tests.conftest import _conmons, _processes_with, require_root, settle_conmons
 
-PASSWORD = "correct horse battery staple"
 HX = {"HTTP_HX_REQUEST": "true"}
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -59,17 +57,6 @@ def make_records(count: int, *, image: Image | None = None, prefix: str = "rec")
 
 
 # ---------- fixtures ----------
-
-
-@pytest.fixture
-def users(django_user_model: Any, settings: Any) -> dict[str, Any]:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    policy.ensure_groups()
-    made = {"admin": django_user_model.objects.create_superuser("admin", "a@example.invalid", PASSWORD)}
-    for name, group in (("operator", "operators"), ("viewer", "viewers")):
-        made[name] = django_user_model.objects.create_user(name, password=PASSWORD)
-        made[name].groups.add(Group.objects.get(name=group))
-    return made
 
 
 def client_for(user: Any) -> Client:

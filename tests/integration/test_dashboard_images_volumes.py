@@ -16,11 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from dashboard import policy
 from engine import conf
 from engine.errors import InvalidArgument
 from engine.models import Event, Image, JobState, Volume
@@ -30,16 +28,6 @@ from tests.conftest import require_root
 
 XSS = "<img src=x onerror=alert(1)>"
 HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-@pytest.fixture
-def users(django_user_model: Any) -> dict[str, Any]:
-    policy.ensure_groups()
-    made = {"admin": django_user_model.objects.create_superuser("admin", "a@example.invalid", "x")}
-    for name, group in (("operator", "operators"), ("viewer", "viewers")):
-        made[name] = django_user_model.objects.create_user(name, password="x")
-        made[name].groups.add(Group.objects.get(name=group))
-    return made
 
 
 @pytest.fixture

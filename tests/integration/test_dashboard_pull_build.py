@@ -28,7 +28,7 @@ from tests.integration.test_build import (  # noqa: F401
     run_output,
     wait_for_exit_commands,
 )
-from tests.integration.test_dashboard_images_volumes import uploads_left, users  # noqa: F401
+from tests.integration.test_dashboard_images_volumes import uploads_left
 from tests.integration.test_pull_push import Published, published, real_registry  # noqa: F401
 
 FINAL = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)

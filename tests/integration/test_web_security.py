@@ -7,17 +7,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.http import HttpResponse
 from django.test import Client, RequestFactory
 
-from dashboard import policy
 from dashboard.security import SecurityHeadersMiddleware, allow_inline_style_elements
+from tests.integration.conftest import USER_PASSWORD as PASSWORD
 
 pytestmark = pytest.mark.django_db
-
-PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(autouse=True)
@@ -28,16 +25,6 @@ def _fresh_cache(settings: Any) -> Iterator[None]:
     cache.clear()
     yield
     cache.clear()
-
-
-@pytest.fixture
-def users(django_user_model: Any) -> dict[str, Any]:
-    policy.ensure_groups()
-    made = {"admin": django_user_model.objects.create_superuser("admin", "a@example.invalid", PASSWORD)}
-    for name, group in (("operator", "operators"), ("viewer", "viewers")):
-        made[name] = django_user_model.objects.create_user(name, password=PASSWORD)
-        made[name].groups.add(Group.objects.get(name=group))
-    return made
 
 
 def _login(client: Client, username: str, password: str, url: str = "/login/", **extra: Any) -> HttpResponse:

@@ -14,30 +14,16 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth.models import Group
 from django.test import Client
 
-from dashboard import policy
 from dashboard.terminals import manager
 from engine.models import Container
 from tests.conftest import _conmons, require_root
 from tests.integration.test_dashboard_containers import fake_image, make_records, remove_all_containers
 
-PASSWORD = "correct horse battery staple"
 ORIGIN = b"http://127.0.0.1:8000"
 # A line with HTML, a colour, a clipboard-writing OSC 52 and a cursor query, all in one.
 HOSTILE = r"<b>bold?</b> \033[31mred\033[0m \033]52;c;ZXZpbA==\007 \033[6n<script>x</script>"
-
-
-@pytest.fixture
-def users(django_user_model: Any, settings: Any) -> dict[str, Any]:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    policy.ensure_groups()
-    made = {"admin": django_user_model.objects.create_superuser("admin", "a@example.invalid", PASSWORD)}
-    for name, group in (("operator", "operators"), ("viewer", "viewers")):
-        made[name] = django_user_model.objects.create_user(name, password=PASSWORD)
-        made[name].groups.add(Group.objects.get(name=group))
-    return made
 
 
 def session_cookie(user: Any) -> bytes:
