@@ -10,11 +10,12 @@ export BERTH_RUN ?= /run/berth
 
 # Debian packages: the runtime, the supervisor, the seed image's busybox, the firewall tool, an init;
 # and for tests a registry, skopeo and the browser.
-RUN_PACKAGES := runc conmon busybox-static nftables tini catatonit zstd
+RUN_PACKAGES := runc conmon busybox-static nftables tini catatonit zstd aardvark-dns
 TEST_PACKAGES := skopeo docker-registry chromium
 # binary that proves each package is installed (package:path)
 PACKAGE_PROBES := runc:/usr/sbin/runc conmon:/usr/bin/conmon busybox-static:/bin/busybox \
 	nftables:/usr/sbin/nft tini:/usr/bin/tini catatonit:/usr/bin/catatonit zstd:/usr/bin/zstd \
+	aardvark-dns:/usr/lib/podman/aardvark-dns \
 	skopeo:/usr/bin/skopeo docker-registry:/usr/bin/docker-registry chromium:/usr/bin/chromium
 
 .PHONY: setup packages venv run test lint clean-test

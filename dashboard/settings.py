@@ -18,6 +18,9 @@ BERTH_ROOT = Path(os.environ.get("BERTH_ROOT", "/var/lib/berth"))
 BERTH_RUN = Path(os.environ.get("BERTH_RUN", "/run/berth"))
 BERTH_RUNTIME = os.environ.get("BERTH_RUNTIME", "runc")
 BERTH_CONMON = os.environ.get("BERTH_CONMON", "conmon")
+# Names the host-wide network objects of this engine: its nft table, default bridge (TAG0) and the
+# prefix of its user bridges and veths. Tests give each engine its own.
+BERTH_NET_TAG = os.environ.get("BERTH_NET_TAG", "berth")
 BERTH_BIND_ALLOW = [p for p in os.environ.get("BERTH_BIND_ALLOW", "").split(":") if p]
 
 

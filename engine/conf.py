@@ -51,6 +51,18 @@ def conmon_binary() -> str:
     return _which(settings.BERTH_CONMON)
 
 
+def net_tag() -> str:
+    return str(settings.BERTH_NET_TAG)
+
+
+def netns_dir() -> Path:
+    return run_dir() / "netns"
+
+
+def dns_dir() -> Path:
+    return run_dir() / "aardvark"
+
+
 def bind_allow() -> list[Path]:
     return [Path(p) for p in settings.BERTH_BIND_ALLOW]
 

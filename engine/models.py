@@ -106,6 +106,42 @@ class Volume(models.Model):
         return self.name
 
 
+class Network(models.Model):
+    """A network containers join: Docker's predefined bridge, host and none, or a user bridge network.
+
+    `bridge` is the kernel device (empty for host and none). Addresses are leased in Endpoint rows.
+    """
+
+    id = models.CharField(max_length=64, primary_key=True)
+    name = models.CharField(max_length=255, unique=True)
+    driver = models.CharField(max_length=16, default="bridge")
+    bridge = models.CharField(max_length=15, blank=True)
+    subnet = models.CharField(max_length=43, blank=True)
+    gateway = models.CharField(max_length=39, blank=True)
+    ip_range = models.CharField(max_length=43, blank=True)
+    internal = models.BooleanField(default=False)
+    predefined = models.BooleanField(default=False, help_text="bridge, host and none: never removed")
+    labels = models.JSONField(default=dict, blank=True)
+    options = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def has_names(self) -> bool:
+        """User bridge networks resolve container names; Docker's default bridge does not."""
+        return self.driver == "bridge" and not self.predefined
+
+
 class ContainerState(models.TextChoices):
     CREATED = "created"  # runc container exists (or will), process not started yet
     RUNNING = "running"  # the process is alive
@@ -136,6 +172,9 @@ class Container(models.Model):
     restart_count = models.IntegerField(default=0)
     stopped_by_user = models.BooleanField(default=False, help_text="an explicit stop or kill: no restart")
     created_by = models.CharField(max_length=150, blank=True)
+    ports = models.JSONField(
+        default=list, blank=True, help_text="published ports in force while running (host ports resolved)"
+    )
 
     class Meta:
         ordering = ["-created"]
@@ -164,6 +203,34 @@ class Mount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source or self.kind}:{self.destination}"
+
+
+class Endpoint(models.Model):
+    """A container's membership of a network: its leased address, MAC and aliases.
+
+    The lease lives from create (or connect) to removal (or disconnect); `(network, ip)` is unique,
+    which is what makes concurrent allocation race-free.
+    """
+
+    network = models.ForeignKey(Network, on_delete=models.PROTECT, related_name="endpoints")
+    container = models.ForeignKey(Container, on_delete=models.CASCADE, related_name="endpoints")
+    ip = models.GenericIPAddressField(protocol="IPv4")
+    mac = models.CharField(max_length=17)
+    aliases = models.JSONField(default=list, blank=True)
+    ifname = models.CharField(
+        max_length=15, blank=True, help_text="its interface while running: eth0, eth1, …"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["network", "ip"], name="endpoint_unique_ip"),
+            models.UniqueConstraint(fields=["network", "container"], name="endpoint_unique_container"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.container_id[:12]}@{self.network_id[:12]} {self.ip}"
 
 
 class ExecSession(models.Model):

@@ -18,6 +18,15 @@ IN_CI = bool(os.environ.get("CI"))
 TMP_PREFIX = f"bt-{os.getpid()}-"
 # Importing dashboard.asgi in tests must not start the server's background monitor thread.
 os.environ.setdefault("BERTH_MONITOR", "0")
+# aardvark-dns forwards names it does not know to the host's resolvers; tests send no query out.
+os.environ["BERTH_DNS_NO_FORWARD"] = "1"
+
+
+def net_tag() -> str:
+    """A short unique tag for one engine's bridges and nft table (interface names are ≤ 15 chars)."""
+    import secrets
+
+    return f"bt{secrets.token_hex(3)}"
 
 
 def require(condition: bool, reason: str) -> None:
@@ -50,16 +59,30 @@ def berth_dirs() -> Iterator[tuple[Path, Path]]:
 
 
 @pytest.fixture
-def engine(berth_dirs: tuple[Path, Path], settings, db) -> Path:  # type: ignore[no-untyped-def]
+def engine(berth_dirs: tuple[Path, Path], settings, db) -> Iterator[Path]:  # type: ignore[no-untyped-def]
     """An empty engine: its own root and run directories and an empty database."""
     root, run = berth_dirs
     settings.BERTH_ROOT = root
     settings.BERTH_RUN = run
-    return root
+    settings.BERTH_NET_TAG = net_tag()
+    yield root
+    _release_network(settings)
+
+
+def _release_network(settings) -> None:  # type: ignore[no-untyped-def]
+    """Take the engine's bridges, nft table and DNS server off the host (they exist once used)."""
+    if os.geteuid() != 0:
+        return
+    from engine.services import networks
+
+    try:
+        networks.teardown_host()
+    except Exception:  # noqa: BLE001 — a test that left containers running fails on its own
+        pass
 
 
 @pytest.fixture
-def engine_tx(berth_dirs: tuple[Path, Path], settings, transactional_db) -> Path:  # type: ignore[no-untyped-def]
+def engine_tx(berth_dirs: tuple[Path, Path], settings, transactional_db) -> Iterator[Path]:  # type: ignore[no-untyped-def]
     """Like `engine`, but committed: conmon's exit command, a separate process, sees the rows.
 
     The test database is a file (dashboard/settings.py sets TEST NAME for SQLite), and no transaction
@@ -68,7 +91,9 @@ def engine_tx(berth_dirs: tuple[Path, Path], settings, transactional_db) -> Path
     root, run = berth_dirs
     settings.BERTH_ROOT = root
     settings.BERTH_RUN = run
-    return root
+    settings.BERTH_NET_TAG = net_tag()
+    yield root
+    _release_network(settings)
 
 
 def unmount_under(path: Path) -> None:
@@ -88,16 +113,23 @@ def _mounts(base: str = "") -> set[str]:
         return {line.split()[4] for line in f if _owned(line.split()[4], base)}
 
 
+# Network objects of tests carry this prefix: engines' bridges, nft tables and veths (net_tag), and
+# the namespaces and links the tests make themselves. Docker's, Podman's or a real Berth's are not
+# counted, so the guard holds on a host where they run too.
+NET_PREFIX = "bt"
+
+
 def _links() -> set[str]:
     out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=False).stdout
-    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line}
+    names = {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line}
+    return {n for n in names if n.startswith(NET_PREFIX)}
 
 
 def _netns() -> set[str]:
     names: set[str] = set()
     for directory in (Path("/run/netns"), Path("/var/run/netns")):
         if directory.is_dir():
-            names |= {p.name for p in directory.iterdir()}
+            names |= {p.name for p in directory.iterdir() if p.name.startswith(NET_PREFIX)}
     return names
 
 
@@ -115,9 +147,20 @@ def _conmons(base: str = "") -> set[int]:
 
 
 def _nft() -> str:
+    """The tables of test engines (their names are net tags), as nft prints them."""
     if not shutil.which("nft", path="/usr/sbin:/usr/bin:/sbin"):
         return ""
-    return subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True, check=False).stdout
+    run = subprocess.run
+    tables = run(["nft", "list", "tables"], capture_output=True, text=True, check=False).stdout.split("\n")
+    ours = [
+        line.split()[1:3]
+        for line in tables
+        if len(line.split()) == 3 and line.split()[2].startswith(NET_PREFIX)
+    ]
+    return "".join(
+        run(["nft", "list", "table", family, name], capture_output=True, text=True, check=False).stdout
+        for family, name in sorted(ours)
+    )
 
 
 def snapshot(base: str = "") -> dict[str, object]:
@@ -130,12 +173,28 @@ def snapshot(base: str = "") -> dict[str, object]:
     }
 
 
+def _settled_snapshot(base: str, before: dict[str, object], timeout: float = 10) -> dict[str, object]:
+    """The state after a test, once the kernel has finished destroying namespaces in the background.
+
+    A removed network namespace takes its veth pairs with it asynchronously, so a link can outlive
+    the namespace file by a few milliseconds; waiting for that is not hiding a leak.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        after = snapshot(base)
+        if after["links"] <= before["links"] or time.monotonic() >= deadline:  # type: ignore[operator]
+            return after
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def leak_guard(tmp_path_factory) -> Iterator[None]:  # type: ignore[no-untyped-def]
     """Fail the test if it left a mount, link, netns, conmon process or nft rule behind.
 
     Mounts and conmons count when they belong to this run (its TMP_PREFIX roots or its pytest
-    temp dir); links, netns and nft rules are host-wide, as nothing else on CI makes them.
+    temp dir); links, netns and nft tables when they carry the tests' NET_PREFIX.
     """
     if os.geteuid() != 0:
         yield
@@ -143,7 +202,7 @@ def leak_guard(tmp_path_factory) -> Iterator[None]:  # type: ignore[no-untyped-d
     base = str(tmp_path_factory.getbasetemp())
     before = snapshot(base)
     yield
-    after = snapshot(base)
+    after = _settled_snapshot(base, before)
     leaks = []
     for key in ("mounts", "links", "netns", "conmon"):
         new = after[key] - before[key]  # type: ignore[operator]
@@ -185,6 +244,7 @@ def _cli_env(root: Path, run: Path) -> dict[str, str]:
         BERTH_ROOT=str(root),
         BERTH_RUN=str(run),
         BERTH_ADMIN_PASSWORD="test-only-password",
+        BERTH_NET_TAG=net_tag(),
         DJANGO_SETTINGS_MODULE="dashboard.settings",
         PYTHONDONTWRITEBYTECODE="1",
     )
@@ -238,6 +298,7 @@ class BerthCLI:
         if ids:
             self("rm", "-f", "-v", *ids, timeout=120)
         self.wait_for_engine_processes()
+        self("network", "teardown")
         settle_conmons(self.conmons_before)
         # The engine cleans up after itself: no mount, runc container or conmon of this root is
         # left once every container is removed. Checked per root, so other engines on the host

@@ -97,6 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(handler=cmd_exec)
         p = parent.add_parser("port", help="List a container's published ports")
         p.add_argument("container")
+        p.add_argument("private_port", nargs="?", help="PORT[/PROTO]")
         p.set_defaults(handler=cmd_port)
     for parent, name in ((sub, "ps"), (container, "ls"), (container, "list")):
         p = parent.add_parser(name, help="List containers")
@@ -154,7 +155,16 @@ def _create_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-signal")
     p.add_argument("--stop-timeout", type=int)
     p.add_argument("--init", action="store_true")
-    p.add_argument("--network", "--net", default="default")
+    p.add_argument("--network", "--net", default="bridge")
+    p.add_argument("--ip", help="an IPv4 address on the network")
+    p.add_argument("--mac-address")
+    p.add_argument("--network-alias", "--net-alias", action="append", default=[])
+    p.add_argument("--add-host", action="append", default=[], help="NAME:IP or NAME:host-gateway")
+    p.add_argument("--dns", action="append", default=[])
+    p.add_argument("--dns-search", action="append", default=[])
+    p.add_argument("--expose", action="append", default=[])
+    p.add_argument("-p", "--publish", action="append", default=[], help="[IP:][HOSTPORT:]PORT[/PROTO]")
+    p.add_argument("-P", "--publish-all", action="store_true")
     p.add_argument("--log-opt", action="append", default=[])
     p.add_argument("--security-opt", action="append", default=[])
     p.add_argument("image")
@@ -219,6 +229,15 @@ def options_from_args(args: argparse.Namespace) -> opts.ContainerOptions:
         stop_timeout=args.stop_timeout,
         init=args.init,
         network=args.network,
+        ip=args.ip,
+        mac_address=args.mac_address,
+        network_aliases=tuple(args.network_alias),
+        add_hosts=tuple(args.add_host),
+        dns=tuple(args.dns),
+        dns_search=tuple(args.dns_search),
+        expose=tuple(args.expose),
+        publish=tuple(args.publish),
+        publish_all=args.publish_all,
         tty=args.tty,
         interactive=args.interactive,
         auto_remove=getattr(args, "rm", False),
@@ -387,7 +406,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
                     "Labels": ",".join(f"{k}={v}" for k, v in c.labels.items()),
                     "Mounts": ",".join(m.source or m.destination for m in c.mounts.all()),
                     "Names": c.name,
-                    "Ports": "",
+                    "Ports": containerinfo.ports_text(c),
                     "RunningFor": render.ago(c.created),
                     "State": c.state,
                     "Status": status_text(c),
@@ -407,7 +426,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
                 _command_text(c, args.no_trunc),
                 render.ago(c.created),
                 status_text(c),
-                "",
+                containerinfo.ports_text(c),
                 c.name,
             ]
             for c in found
@@ -600,7 +619,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_port(args: argparse.Namespace) -> int:
-    containers.resolve(args.container)
+    for line in containerinfo.port_lines(args.container, args.private_port):
+        sys.stdout.write(line + "\n")
     return 0
 
 

@@ -13,6 +13,7 @@ from engine.cli import (
     build_commands,
     container_commands,
     image_commands,
+    network_commands,
     registry_commands,
     system_commands,
     volume_commands,
@@ -26,6 +27,7 @@ MODULES = [
     image_commands,
     system_commands,
     volume_commands,
+    network_commands,
     registry_commands,
     build_commands,
 ]
@@ -64,4 +66,6 @@ def main(argv: Sequence[str]) -> int:
 def _command_name(argv: Sequence[str]) -> str:
     """`rm`, or `volume rm` for the management groups: what the event records as the action."""
     words = [a for a in argv if not a.startswith("-")][:2]
-    return " ".join(words if words and words[0] in ("image", "volume", "container", "system") else words[:1])
+    return " ".join(
+        words if words and words[0] in ("image", "volume", "network", "container", "system") else words[:1]
+    )

@@ -1,4 +1,4 @@
-"""CLI system commands: events, system check."""
+"""CLI system commands: events, system check, system reconcile."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from engine.cli import render
 from engine.cli.args import group, parse_filters, parse_time
 from engine.errors import InvalidArgument
 from engine.services import audit as event_service
-from engine.services import system
+from engine.services import supervision, system
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = system_group.add_parser("check", help="Look for damage in the image store")
     p.add_argument("--quick", action="store_true", help="do not re-hash blobs")
     p.set_defaults(handler=cmd_check)
+    p = system_group.add_parser(
+        "reconcile", help="Do what the server does when it starts: match records, rules and names to reality"
+    )
+    p.set_defaults(handler=cmd_reconcile)
     for parent, name in ((sub, "events"), (system_group, "events")):
         p = parent.add_parser(name, help="Show the engine's events (the audit log)")
         p.add_argument("--since", help="events after this time (RFC 3339, Unix time or a duration like 10m)")
@@ -35,6 +39,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         sys.stdout.write(line + "\n")
     sys.stdout.write(f"{len(problems)} problem(s) found\n" if problems else "no problems found\n")
     return 1 if problems else 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    supervision.reconcile_all()
+    return 0
 
 
 def cmd_events(args: argparse.Namespace) -> int:

@@ -62,7 +62,16 @@ class ContainerOptions:
     stop_signal: str | None = None
     stop_timeout: int | None = None
     init: bool = False
-    network: str = "default"
+    network: str = "bridge"
+    ip: str | None = None
+    mac_address: str | None = None
+    network_aliases: tuple[str, ...] = ()
+    add_hosts: tuple[str, ...] = ()
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    expose: tuple[str, ...] = ()
+    publish: tuple[str, ...] = ()
+    publish_all: bool = False
     tty: bool = False
     interactive: bool = False
     auto_remove: bool = False

@@ -27,7 +27,7 @@ from engine.models import Container, Mount
 from engine.runtime import cgroups, conmon, seccomp, spec, users
 from engine.runtime.options import DEFAULT_LOG_MAX_FILE, DEFAULT_LOG_MAX_SIZE
 from engine.runtime.runc import ContainerGone, Runc
-from engine.services import imagestore, volumes
+from engine.services import imagestore, netsetup, volumes
 from engine.store import overlay
 from engine.undo import UndoStack
 
@@ -100,9 +100,9 @@ def launch(container: Container, *, undo: UndoStack) -> conmon.SpawnResult:
     if not overlay.is_mounted(p.rootfs):
         overlay.mount_overlay(lowers, upper=p.upper, work=p.work, target=p.rootfs)
         undo.push(overlay.unmount, p.rootfs)
-    _write_etc_files(container, p)
+    netns_path = netsetup.setup(container, p.userdata, undo=undo)
     _copy_up_volumes(container, p)
-    inp = _spec_input(container, p)
+    inp = _spec_input(container, p, netns_path)
     host = container.host_config
     profile = (
         None
@@ -111,7 +111,7 @@ def launch(container: Container, *, undo: UndoStack) -> conmon.SpawnResult:
     )
     document = spec.build_spec(inp, seccomp=profile)
     # Written again at every start, so a crash cannot leave a stale one that matters: no fsync.
-    _write_atomic(p.bundle / "config.json", json.dumps(document).encode(), sync=False)
+    write_atomic(p.bundle / "config.json", json.dumps(document).encode(), sync=False)
     log_max = _conmon_log_cap(host)
     with ADOPTION_LOCK:
         result = _spawn(container, p, log_max)
@@ -185,7 +185,10 @@ def exit_command(container_id: str) -> list[str]:
         f"BERTH_ROOT={conf.root()}",
         f"BERTH_RUN={conf.run_dir()}",
         f"BERTH_RUNTIME={conf.runtime_binary()}",
+        f"BERTH_NET_TAG={conf.net_tag()}",
     ]
+    if os.environ.get("BERTH_DNS_NO_FORWARD"):
+        env.append(f"BERTH_DNS_NO_FORWARD={os.environ['BERTH_DNS_NO_FORWARD']}")
     db = connection.settings_dict
     if db["ENGINE"].endswith("sqlite3"):
         env.append(f"DATABASE_URL=sqlite://{Path(str(db['NAME'])).resolve()}")
@@ -231,9 +234,10 @@ def mark_exit_handled(container_id: str) -> None:
 
 
 def teardown(container_id: str) -> None:
-    """Delete the runc container, unmount the rootfs and remove the cgroup. Idempotent."""
+    """Delete the runc container, its network, unmount the rootfs and remove the cgroup. Idempotent."""
     p = paths(container_id)
     _delete_runc_container(container_id)
+    netsetup.teardown(container_id)
     overlay.unmount(p.rootfs)
     try:
         cgroups.remove(container_id)
@@ -257,7 +261,7 @@ def remove_files(container_id: str) -> None:
     shutil.rmtree(p.socket_dir / container_id, ignore_errors=True)
 
 
-def _spec_input(container: Container, p: Paths) -> spec.SpecInput:
+def _spec_input(container: Container, p: Paths, netns_path: str | None) -> spec.SpecInput:
     config = container.config
     host = container.host_config
     args = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
@@ -280,7 +284,6 @@ def _spec_input(container: Container, p: Paths) -> spec.SpecInput:
         env.append(f"HOME={user.home or '/'}")
     if not any(e.startswith("HOSTNAME=") for e in env):
         env.append(f"HOSTNAME={_hostname(container)}")
-    network = host.get("NetworkMode", "default")
     nano = int(host.get("NanoCpus") or 0)
     pids = host.get("PidsLimit")
     return spec.SpecInput(
@@ -295,7 +298,7 @@ def _spec_input(container: Container, p: Paths) -> spec.SpecInput:
         hostname=_hostname(container),
         readonly_rootfs=bool(host.get("ReadonlyRootfs")),
         mounts=mounts,
-        netns_path=spec.HOST_NETNS if network == "host" else None,
+        netns_path=netns_path,
         cgroup_v2=_cgroup_v2(),
         cap_add=host.get("CapAdd") or (),
         cap_drop=host.get("CapDrop") or (),
@@ -397,30 +400,7 @@ def _hostname(container: Container) -> str:
     return container.config.get("Hostname") or container.id[:12]
 
 
-def _write_etc_files(container: Container, p: Paths) -> None:
-    """The container's own /etc files, bind-mounted by the spec; never written into the rootfs (A13)."""
-    p.userdata.mkdir(mode=0o700, exist_ok=True)
-    hostname = _hostname(container)
-    hosts = f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
-    # Regenerated at every start, so no fsync: a crash cannot leave one that is ever read.
-    _write_atomic(p.userdata / "hostname", f"{hostname}\n".encode(), mode=0o644, sync=False)
-    _write_atomic(p.userdata / "hosts", hosts.encode(), mode=0o644, sync=False)
-    _write_atomic(p.userdata / "resolv.conf", _resolv_conf(container).encode(), mode=0o644, sync=False)
-
-
-def _resolv_conf(container: Container) -> str:
-    try:
-        text = Path("/etc/resolv.conf").read_text()
-    except OSError:
-        text = ""
-    if container.host_config.get("NetworkMode") == "host":
-        return text
-    # Loopback resolvers of the host are unreachable from the container's own network namespace.
-    kept = [line for line in text.splitlines() if not line.strip().startswith("nameserver 127.")]
-    return "\n".join(kept) + "\n"
-
-
-def _write_atomic(path: Path, data: bytes, *, mode: int = 0o600, sync: bool = True) -> None:
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, sync: bool = True) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:

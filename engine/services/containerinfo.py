@@ -15,7 +15,7 @@ from typing import Any
 from engine.errors import ContainerNotFound, InvalidArgument
 from engine.models import Container, ContainerState
 from engine.runtime import cgroups, logfile
-from engine.services import bundle, containers, imagestore, lifecycle, supervision, volumes
+from engine.services import bundle, containers, imagestore, lifecycle, netsetup, supervision, volumes
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -86,8 +86,55 @@ def inspect(ref: str) -> dict[str, Any]:
         },
         "Mounts": mounts,
         "Config": c.config,
-        "NetworkSettings": {"Networks": {c.host_config.get("NetworkMode", "default"): {}}, "Ports": {}},
+        "NetworkSettings": network_settings(c),
     }
+
+
+def network_settings(c: Container) -> dict[str, Any]:
+    """Docker's NetworkSettings: the networks with addresses, and the published ports in force."""
+    networks = netsetup.container_networks(c)
+    first = next(iter(networks.values()), {})
+    ports: dict[str, Any] = {key: None for key in (c.config.get("ExposedPorts") or {})}
+    for b in netsetup.bindings(c):
+        ports.setdefault(f"{b.container_port}/{b.proto}", None)
+        ports[f"{b.container_port}/{b.proto}"] = [
+            *(ports[f"{b.container_port}/{b.proto}"] or []),
+            {"HostIp": b.host_ip or "0.0.0.0", "HostPort": str(b.host_port)},
+        ]
+    running = c.state in (ContainerState.RUNNING, ContainerState.PAUSED)
+    return {
+        "Bridge": "",
+        "SandboxID": c.id if running and netsetup.netns_path(c.id).exists() else "",
+        "SandboxKey": str(netsetup.netns_path(c.id))
+        if running and netsetup.netns_path(c.id).exists()
+        else "",
+        "Ports": ports,
+        "IPAddress": first.get("IPAddress", "") if "bridge" in networks else "",
+        "Gateway": first.get("Gateway", "") if "bridge" in networks else "",
+        "MacAddress": first.get("MacAddress", "") if "bridge" in networks else "",
+        "Networks": networks,
+    }
+
+
+def ports_text(c: Container) -> str:
+    """`docker ps`'s PORTS column: 0.0.0.0:8080->80/tcp, …"""
+    return ", ".join(
+        f"{b.host_ip or '0.0.0.0'}:{b.host_port}->{b.container_port}/{b.proto}" for b in netsetup.bindings(c)
+    )
+
+
+def port_lines(ref: str, private_port: str | None = None) -> list[str]:
+    """`docker port`: every published port, or the host addresses of one (`80`, `80/tcp`)."""
+    c = get(ref)
+    found = netsetup.bindings(c)
+    if private_port:
+        number, _, proto = private_port.partition("/")
+        proto = proto or "tcp"
+        matched = [b for b in found if str(b.container_port) == number and b.proto == proto]
+        if not matched:
+            raise InvalidArgument(f"no public port '{number}/{proto}' published for {c.name}")
+        return [f"{b.host_ip or '0.0.0.0'}:{b.host_port}" for b in matched]
+    return [f"{b.container_port}/{b.proto} -> {b.host_ip or '0.0.0.0'}:{b.host_port}" for b in found]
 
 
 @dataclass(frozen=True)

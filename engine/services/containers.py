@@ -6,6 +6,7 @@ container's lock for anything that changes it.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import secrets
 import shutil
@@ -17,11 +18,12 @@ from django.db.models import Count, Q, QuerySet
 
 from engine import conf, events, locks
 from engine.errors import AlreadyExists, ContainerNotFound, InvalidArgument, VolumeNotFound
-from engine.models import Container, ContainerState, Mount, Volume
+from engine.models import Container, ContainerState, Mount, Network, Volume
+from engine.net import etcfiles, ipam, ports
 from engine.runtime import lifecycle as transitions
 from engine.runtime import options as opts
 from engine.runtime import spec as runtime_spec
-from engine.services import images, volumes
+from engine.services import images, netsetup, volumes
 from engine.undo import UndoStack
 
 _ADJECTIVES = (
@@ -74,6 +76,7 @@ def create(options: opts.ContainerOptions) -> Container:
             hint="remove or rename that container to reuse the name",
         )
     _validate(options)
+    network = _network_for(options)
     image_config = image.config.get("config") or {}
     config = _config(options, image_config)
     host_config = _host_config(options)
@@ -102,6 +105,14 @@ def create(options: opts.ContainerOptions) -> Container:
                 for row in mount_rows:
                     row.container = container
                 Mount.objects.bulk_create(mount_rows)
+                if network is not None:
+                    netsetup.lease(
+                        container,
+                        network,
+                        ip=options.ip,
+                        aliases=options.network_aliases,
+                        mac=ipam.parse_mac(options.mac_address) if options.mac_address else None,
+                    )
         except IntegrityError:
             raise AlreadyExists(f'the container name "/{name}" is already in use') from None
     events.record(
@@ -117,8 +128,20 @@ def _validate(options: opts.ContainerOptions) -> None:
         runtime_spec.validate_workdir(options.workdir)
     for cap in (*options.cap_add, *options.cap_drop):
         runtime_spec.normalize_cap(cap)
-    if options.network not in ("default", "none", "host"):
-        raise InvalidArgument(f"network {options.network!r} not found (use none or host)")
+    for spec in options.publish:
+        ports.parse_publish(spec)
+    for spec in options.expose:
+        ports.parse_expose(spec)
+    for spec in options.add_hosts:
+        etcfiles.parse_add_host(spec)
+    for address in options.dns:
+        etcfiles.parse_dns(address)
+    for domain in options.dns_search:
+        etcfiles.parse_dns_search(domain)
+    if options.hostname:
+        etcfiles.validate_hostname(options.hostname)
+    if options.mac_address:
+        ipam.parse_mac(options.mac_address)
     seen: set[str] = set()
     for mount in options.mounts:
         runtime_spec.validate_destination(mount.destination)
@@ -137,6 +160,42 @@ def _validate(options: opts.ContainerOptions) -> None:
         raise InvalidArgument("invalid --stop-timeout: must be -1 or more")
     if options.stop_signal:
         opts.parse_signal(options.stop_signal)
+
+
+def network_mode(options: opts.ContainerOptions) -> str:
+    """Docker's NetworkMode for the request: bridge, host, none, container:ID or a network's name."""
+    mode = options.network or "bridge"
+    return "bridge" if mode == "default" else mode
+
+
+def _network_for(options: opts.ContainerOptions) -> Network | None:
+    """The network the container joins at create (None for host, none and container:…)."""
+    from engine.services import networks
+
+    mode = network_mode(options)
+    shares = mode in ("host", "none") or mode.startswith("container:")
+    if shares:
+        if options.publish or options.publish_all:
+            raise InvalidArgument(
+                f"published ports and the {mode.split(':')[0]} network mode cannot be combined"
+            )
+        if options.ip or options.network_aliases or options.mac_address:
+            raise InvalidArgument(
+                f"--ip, --network-alias and --mac-address need a bridge network, not {mode}"
+            )
+        if mode.startswith("container:"):
+            if options.hostname or options.dns or options.add_hosts or options.dns_search:
+                raise InvalidArgument(
+                    "conflicting options: --hostname, --dns and --add-host cannot be used with container: networking"
+                )
+            resolve(mode.split(":", 1)[1])
+        return None
+    network = networks.resolve(mode)
+    if network.driver != "bridge":
+        return _network_for(dataclasses.replace(options, network=network.name))
+    if network.predefined and options.network_aliases:
+        raise InvalidArgument("network-scoped aliases are only supported for user-defined networks")
+    return network
 
 
 def _check_bind_source(source: str) -> None:
@@ -182,8 +241,18 @@ def _config(options: opts.ContainerOptions, image_config: dict[str, Any]) -> dic
         "StopSignal": options.stop_signal or image_config.get("StopSignal") or "SIGTERM",
         "StopTimeout": stop_timeout if stop_timeout is not None else opts.DEFAULT_STOP_TIMEOUT,
         "Volumes": image_config.get("Volumes") or None,
-        "ExposedPorts": image_config.get("ExposedPorts") or None,
+        "ExposedPorts": _exposed(options, image_config) or None,
+        **({"MacAddress": options.mac_address} if options.mac_address else {}),
     }
+
+
+def _exposed(options: opts.ContainerOptions, image_config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    exposed = dict(image_config.get("ExposedPorts") or {})
+    for spec in options.expose:
+        exposed.update({key: {} for key in ports.parse_expose(spec)})
+    for spec in options.publish:
+        exposed.update({r.key: {} for r in ports.parse_publish(spec)})
+    return exposed
 
 
 def _merge_env(base: list[str], extra: list[str]) -> list[str]:
@@ -197,7 +266,14 @@ def _merge_env(base: list[str], extra: list[str]) -> list[str]:
 def _host_config(options: opts.ContainerOptions) -> dict[str, Any]:
     nano_cpus = int(options.cpus * 1e9) if options.cpus else 0
     return {
-        "NetworkMode": options.network,
+        "NetworkMode": _stored_mode(options),
+        "PortBindings": ports.to_port_bindings(
+            r for spec in options.publish for r in ports.parse_publish(spec)
+        ),
+        "PublishAllPorts": options.publish_all,
+        "Dns": [etcfiles.parse_dns(d) for d in options.dns],
+        "DnsSearch": [etcfiles.parse_dns_search(d) for d in options.dns_search],
+        "ExtraHosts": list(options.add_hosts) or None,
         "RestartPolicy": {
             "Name": options.restart.name,
             "MaximumRetryCount": options.restart.maximum_retry_count,
@@ -236,6 +312,13 @@ def _host_config(options: opts.ContainerOptions) -> dict[str, Any]:
         }
         or None,
     }
+
+
+def _stored_mode(options: opts.ContainerOptions) -> str:
+    mode = network_mode(options)
+    if mode.startswith("container:"):
+        return f"container:{resolve(mode.split(':', 1)[1]).id}"
+    return mode
 
 
 def _prepare_mounts(
@@ -311,6 +394,8 @@ def rename(ref: str, new_name: str) -> Container:
             container.save(update_fields=["name"])
         except IntegrityError:
             raise AlreadyExists(f'the container name "/{new_name}" is already in use') from None
+        if container.endpoints.filter(network__predefined=False).exists():
+            netsetup.sync_dns()  # names follow the container
     events.record(
         "container", "rename", object_id=container.id, object_name=new_name, attributes={"old": old}
     )

@@ -15,7 +15,7 @@ from engine.errors import ContainerNotFound, EngineError, RuntimeFailure
 from engine.models import Container, ContainerState
 from engine.runtime import conmon, logfile
 from engine.runtime.options import DEFAULT_LOG_MAX_FILE, DEFAULT_LOG_MAX_SIZE
-from engine.services import bundle, lifecycle
+from engine.services import bundle, lifecycle, netsetup
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,10 @@ def reconcile_all() -> None:
                     _apply_exit_policy(container)
         except Exception:  # noqa: BLE001 — one broken container must not stop the others
             logger.exception("reconciling container %s failed", container.id)
+    try:
+        netsetup.reconcile()
+    except EngineError:
+        logger.exception("rebuilding network rules and names failed")
 
 
 def _policy_always(container: Container) -> bool:

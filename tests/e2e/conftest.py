@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TMP_PREFIX, require, unmount_under
+from tests.conftest import TMP_PREFIX, net_tag, require, unmount_under
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
@@ -112,6 +112,7 @@ def berth_server() -> Iterator[Server]:
         "PYTHONUNBUFFERED": "1",
         "BERTH_ADMIN_PASSWORD": password,
         "BERTH_MONITOR": "1",  # the server follows engine events so pages update live
+        "BERTH_NET_TAG": net_tag(),  # its own bridges and nft table, apart from any other engine
     }
     env.pop("DATABASE_URL", None)  # the server's database must live under its own BERTH_ROOT
     proc: subprocess.Popen[bytes] | None = None
@@ -165,6 +166,14 @@ def berth_server() -> Iterator[Server]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+        # Bridges, the nft table and the DNS server are host-wide: take them off again.
+        subprocess.run(
+            [sys.executable, "manage.py", "berth", "network", "teardown"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
         unmount_under(root)
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(run, ignore_errors=True)

@@ -1,0 +1,480 @@
+"""Wiring containers to networks (internal to the services): leases, namespaces, ports, rules, names.
+
+`setup` runs inside bundle.launch under its undo stack: the namespace file, one veth per network,
+published ports and their nft rules, DNS records. `teardown` undoes all of it and is safe to call
+twice. `sync_rules` and `sync_dns` rebuild the kernel rules and aardvark-dns's files from the
+records, under one lock, so concurrent processes cannot interleave stale versions.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import socket
+from pathlib import Path
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from engine import conf, locks
+from engine.errors import ContainerNotFound, EngineError, InUse, InvalidArgument, InvalidState, RuntimeFailure
+from engine.models import Container, ContainerState, Endpoint, Network
+from engine.net import dns, etcfiles, ipam, links, netns, nft, ports, rules
+from engine.runtime import spec
+from engine.undo import UndoStack
+
+logger = logging.getLogger(__name__)
+RUNNING = (ContainerState.RUNNING, ContainerState.PAUSED, ContainerState.RESTARTING)
+LEASE_ATTEMPTS = 64
+
+
+# -- addresses --------------------------------------------------------------------------------------
+
+
+def taken_subnets() -> list[ipaddress.IPv4Network]:
+    """Subnets a new network must not overlap: every host route but the default, and our networks."""
+    taken = [ipaddress.IPv4Network(n.subnet) for n in Network.objects.exclude(subnet="")]
+    with IPRoute() as ipr:
+        for route in ipr.get_routes(family=socket.AF_INET):
+            dst = route.get_attr("RTA_DST")
+            if dst and route["dst_len"] > 0:
+                taken.append(ipaddress.IPv4Network(f"{dst}/{route['dst_len']}", strict=False))
+    return taken
+
+
+def subnet_of(network: Network) -> ipam.Subnet:
+    return ipam.parse_subnet(network.subnet, gateway=network.gateway, ip_range=network.ip_range)
+
+
+def lease(
+    container: Container,
+    network: Network,
+    *,
+    ip: str | None = None,
+    aliases: tuple[str, ...] = (),
+    mac: str | None = None,
+) -> Endpoint:
+    """Lease an address on `network` for `container` (a fixed one with `ip`) and record the endpoint.
+
+    Race-free across processes: the (network, ip) unique constraint rejects a second lease of one
+    address, and the loser takes the next free one.
+    """
+    if network.driver != "bridge":
+        raise InvalidArgument(f"network {network.name} has no addresses to lease")
+    subnet = subnet_of(network)
+    requested = ipam.parse_address(ip) if ip else None
+    if requested is not None:
+        if network.predefined:
+            raise InvalidArgument("user specified IP address is supported on user defined networks only")
+        ipam.check_requested(subnet, requested)
+    for _ in range(LEASE_ATTEMPTS):
+        used = Endpoint.objects.filter(network=network).values_list("ip", flat=True)
+        address = requested or ipam.first_free(subnet, used)
+        if address is None:
+            raise InvalidState(f"network {network.name} has no free addresses left in {subnet.ip_range}")
+        try:
+            with transaction.atomic():
+                return Endpoint.objects.create(
+                    network=network,
+                    container=container,
+                    ip=str(address),
+                    mac=mac or ipam.mac_for(address),
+                    aliases=list(aliases),
+                )
+        except IntegrityError:
+            if requested is not None:
+                raise InUse(f"address {requested} is already in use on network {network.name}") from None
+            if Endpoint.objects.filter(network=network, container=container).exists():
+                raise InvalidState(
+                    f"container {container.name} is already on network {network.name}"
+                ) from None
+    raise InvalidState(f"could not lease an address on network {network.name}: too much contention")
+
+
+# -- bridges ----------------------------------------------------------------------------------------
+
+
+def bring_up(network: Network) -> None:
+    if network.driver != "bridge":
+        return
+    links.ensure_bridge(network.bridge, gateway=network.gateway, prefixlen=subnet_of(network).prefixlen)
+    sync_rules()
+
+
+def bring_down(bridge: str) -> None:
+    """After a network's row is gone: delete its bridge, then drop its rules and names."""
+    if bridge:
+        links.delete(bridge)
+    sync_rules()
+    sync_dns()
+
+
+# -- a container's network at start ---------------------------------------------------------------
+
+
+def netns_path(container_id: str) -> Path:
+    return conf.netns_dir() / container_id
+
+
+def setup(container: Container, userdata: Path, *, undo: UndoStack) -> str | None:
+    """Wire the container before runc creates it; return the netns path runc joins (spec's form).
+
+    None means a private namespace that runc makes (`--network none`: loopback only).
+    """
+    mode = container.host_config.get("NetworkMode") or "bridge"
+    if mode == "host":
+        _write_etc_files(container, userdata, [], host_mode=True)
+        return spec.HOST_NETNS
+    if mode.startswith("container:"):
+        return _join_other(container, mode.split(":", 1)[1], userdata)
+    endpoints = list(container.endpoints.select_related("network").order_by("created", "id"))
+    if mode == "none" or not endpoints:
+        _write_etc_files(container, userdata, [], host_mode=False)
+        return None
+    path = netns_path(container.id)
+    if path.exists():
+        netns.remove(path)  # left by a crash: the namespace of a dead run
+    for endpoint in endpoints:
+        links.ensure_bridge(
+            endpoint.network.bridge,
+            gateway=endpoint.network.gateway,
+            prefixlen=subnet_of(endpoint.network).prefixlen,
+        )
+    specs = [_endpoint_spec(e, f"eth{i}", default_route=(i == 0)) for i, e in enumerate(endpoints)]
+
+    def configure(ipr: IPRoute) -> None:
+        links.up_loopback(ipr)
+        for item in specs:
+            links.add_endpoint(ipr, item)
+
+    try:
+        netns.create(path, configure)
+    except NetlinkError as exc:
+        raise RuntimeFailure(f"could not set up the network of container {container.name}: {exc}") from exc
+    undo.push(netns.remove, path)
+    for endpoint, item in zip(endpoints, specs, strict=True):
+        links.attach_host_end(item.host_ifname, item.bridge)
+        endpoint.ifname = item.ifname
+    Endpoint.objects.bulk_update(endpoints, ["ifname"])
+    _publish(container, endpoints, undo)
+    _write_etc_files(container, userdata, endpoints, host_mode=False)
+    if any(e.network.has_names for e in endpoints):
+        # Before the process starts, so its first lookups never meet a reloading server.
+        undo.push(sync_dns)
+        try:
+            sync_dns()
+        except EngineError as exc:
+            # The container is reachable by address; its name is what is missing.
+            logger.warning("names of container %s are not served: %s", container.name, exc)
+    return str(path)
+
+
+def _endpoint_spec(endpoint: Endpoint, ifname: str, *, default_route: bool) -> links.EndpointSpec:
+    network = endpoint.network
+    return links.EndpointSpec(
+        host_ifname=f"{conf.net_tag()[:2]}v{ipam.random_suffix()}",
+        ifname=ifname,
+        bridge=network.bridge,
+        address=endpoint.ip,
+        prefixlen=subnet_of(network).prefixlen,
+        mac=endpoint.mac,
+        gateway=None if network.internal or not default_route else network.gateway,
+    )
+
+
+def _join_other(container: Container, ref: str, userdata: Path) -> str:
+    other = Container.objects.filter(id=ref).first()
+    if other is None or other.state not in RUNNING:
+        raise InvalidState(
+            f"cannot join the network of container {ref}: it is not running", hint="start it first"
+        )
+    for name in ("hosts", "resolv.conf"):
+        source = Path(conf.containers_dir()) / other.id / "userdata" / name
+        target = userdata / name
+        userdata.mkdir(mode=0o700, exist_ok=True)
+        target.write_bytes(source.read_bytes() if source.exists() else b"")
+        target.chmod(0o644)
+    _write_hostname(container, userdata)
+    own = netns_path(other.id)
+    return str(own) if own.exists() else f"/proc/{other.pid}/ns/net"
+
+
+def teardown(container_id: str) -> None:
+    """Undo `setup`: the namespace (and with it the veths), published ports, DNS names. Idempotent."""
+    path = netns_path(container_id)
+    had_netns = path.exists()
+    if had_netns:
+        netns.remove(path)
+    had_ports = Container.objects.filter(id=container_id).exclude(ports=[]).update(ports=[])
+    if had_ports:
+        sync_rules()
+    if had_netns and dns.mentions(conf.dns_dir(), container_id):
+        sync_dns()
+
+
+# -- published ports ------------------------------------------------------------------------------
+
+
+def _requests(container: Container) -> list[ports.PortRequest]:
+    host = container.host_config
+    requests = ports.from_port_bindings(host.get("PortBindings"))
+    if host.get("PublishAllPorts"):
+        bound = {r.key for r in requests}
+        exposed = (container.config.get("ExposedPorts") or {}).keys()
+        requests += [r for r in ports.exposed_requests(exposed) if r.key not in bound]
+    return requests
+
+
+def _publish(container: Container, endpoints: list[Endpoint], undo: UndoStack) -> None:
+    requests = _requests(container)
+    if not requests:
+        return
+    target = next((e for e in endpoints if not e.network.internal), None)
+    if target is None:
+        raise InvalidArgument("ports cannot be published from a container on internal networks only")
+    with locks.locked("network", "rules"):
+        taken = {
+            (b["host_ip"], int(b["host_port"]), b["proto"])
+            for b in Container.objects.exclude(ports=[])
+            .exclude(id=container.id)
+            .values_list("ports", flat=True)
+            for b in b
+        }
+        chosen: list[ports.Binding] = []
+        for request in requests:
+            port = ports.choose_host_port(request, taken, _host_port_free)
+            if port is None:
+                where = (
+                    f"{request.host_ip or '0.0.0.0'}:{request.host_first}"
+                    if request.host_first
+                    else "a free port"
+                )
+                raise InUse(
+                    f"cannot publish {request.key} on {where}: the port is already allocated",
+                    hint="choose another host port, or stop what uses it",
+                )
+            taken.add((request.host_ip, port, request.proto))
+            chosen.append(ports.Binding(request.container_port, request.proto, request.host_ip, port))
+        container.ports = [b.as_dict() for b in chosen]
+        container.save(update_fields=["ports"])
+        undo.push(_unpublish, container.id)
+        _apply_rules()
+
+
+def _unpublish(container_id: str) -> None:
+    if Container.objects.filter(id=container_id).exclude(ports=[]).update(ports=[]):
+        sync_rules()
+
+
+def _host_port_free(host_ip: str, port: int, proto: str) -> bool:
+    """Nothing on the host listens there: a bind succeeds (and is let go at once)."""
+    kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+    if proto == "sctp":
+        return True  # nothing to probe without the sctp module; Berth's own bindings were checked
+    with socket.socket(socket.AF_INET, kind) as probe:
+        try:
+            probe.bind((host_ip or "0.0.0.0", port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise InvalidArgument(f"host address {host_ip} is not an address of this host") from None
+            raise
+    return True
+
+
+def bindings(container: Container) -> list[ports.Binding]:
+    return [ports.Binding.from_dict(b) for b in container.ports or []]
+
+
+# -- rules and names, rebuilt whole from the records ---------------------------------------------------
+
+
+def sync_rules() -> None:
+    with locks.locked("network", "rules"):
+        _apply_rules()
+
+
+def _apply_rules() -> None:
+    bridges = [
+        rules.BridgeRule(n.bridge, n.subnet, n.internal)
+        for n in Network.objects.filter(driver="bridge").exclude(bridge="")
+    ]
+    in_force = []
+    for container in Container.objects.exclude(ports=[]).prefetch_related("endpoints__network"):
+        target = next((e for e in container.endpoints.all() if not e.network.internal), None)
+        if target is None:
+            continue
+        for b in bindings(container):
+            in_force.append(rules.PortRule(b.host_ip, b.host_port, b.proto, target.ip, b.container_port))
+    nft.run(rules.render(conf.net_tag(), bridges, in_force))
+
+
+def sync_dns() -> None:
+    """Write aardvark-dns's files for every user network with running members, then reload it."""
+    with locks.locked("network", "dns"):
+        records: dict[str, dns.NetworkRecords] = {}
+        # A container has names from the moment its namespace is made until it is torn down.
+        endpoints = Endpoint.objects.filter(
+            network__predefined=False, network__driver="bridge"
+        ).select_related("network", "container")
+        for e in endpoints:
+            if not netns_path(e.container_id).exists():
+                continue
+            network = e.network
+            entry = records.setdefault(network.name, dns.NetworkRecords(network.name, network.gateway, []))
+            names = [e.container.name, *e.aliases, e.container_id[:12]]
+            entry.containers.append(dns.Record(e.container_id, e.ip, tuple(dict.fromkeys(names))))
+        dns.apply(conf.dns_dir(), list(records.values()))
+
+
+# -- connect and disconnect while running ------------------------------------------------------------
+
+
+def plug_running(container: Container, endpoint: Endpoint) -> None:
+    path = netns_path(container.id)
+    if not path.exists():
+        raise InvalidState(f"container {container.name} has no network namespace of its own to join")
+    used = set(container.endpoints.exclude(pk=endpoint.pk).values_list("ifname", flat=True))
+    ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in used)
+    network = endpoint.network
+    links.ensure_bridge(network.bridge, gateway=network.gateway, prefixlen=subnet_of(network).prefixlen)
+    item = _endpoint_spec(endpoint, ifname, default_route=False)
+    links.plug(path, item)
+    endpoint.ifname = ifname
+    endpoint.save(update_fields=["ifname"])
+    _write_etc_files(
+        container,
+        Path(conf.containers_dir()) / container.id / "userdata",
+        _endpoints(container),
+        host_mode=False,
+    )
+    sync_dns()
+
+
+def unplug_running(container: Container, endpoint: Endpoint) -> None:
+    path = netns_path(container.id)
+    if path.exists() and endpoint.ifname:
+        links.unplug(path, endpoint.ifname)
+
+
+def _endpoints(container: Container) -> list[Endpoint]:
+    return list(container.endpoints.select_related("network").order_by("created", "id"))
+
+
+# -- /etc files ------------------------------------------------------------------------------------
+
+
+def _write_hostname(container: Container, userdata: Path) -> None:
+    from engine.services import bundle
+
+    userdata.mkdir(mode=0o700, exist_ok=True)
+    bundle.write_atomic(userdata / "hostname", f"{hostname(container)}\n".encode(), mode=0o644, sync=False)
+
+
+def hostname(container: Container) -> str:
+    return container.config.get("Hostname") or container.id[:12]
+
+
+def _write_etc_files(
+    container: Container, userdata: Path, endpoints: list[Endpoint], *, host_mode: bool
+) -> None:
+    from engine.services import bundle
+
+    _write_hostname(container, userdata)
+    host = container.host_config
+    extra = [etcfiles.parse_add_host(h) for h in host.get("ExtraHosts") or []]
+    gateway = next((e.network.gateway for e in endpoints), "") or _default_gateway()
+    extra = [
+        etcfiles.HostEntry(e.name, gateway if e.address == etcfiles.HOST_GATEWAY else e.address)
+        for e in extra
+    ]
+    own = [(e.ip, [container.name, *e.aliases] if not e.network.predefined else []) for e in endpoints]
+    hosts_text = etcfiles.hosts(hostname(container), own, extra)
+    try:
+        host_resolv = Path("/etc/resolv.conf").read_text()
+    except OSError:
+        host_resolv = ""
+    named = next((e.network for e in endpoints if e.network.has_names), None)
+    servers = list(host.get("Dns") or [])
+    if not servers and named is not None:
+        servers = [named.gateway]
+    resolv = etcfiles.resolv_conf(
+        host_resolv,
+        nameservers=servers,
+        search=list(host.get("DnsSearch") or []),
+        use_host=not servers,
+    )
+    if host_mode:
+        resolv = host_resolv
+    bundle.write_atomic(userdata / "hosts", hosts_text.encode(), mode=0o644, sync=False)
+    bundle.write_atomic(userdata / "resolv.conf", resolv.encode(), mode=0o644, sync=False)
+
+
+def _default_gateway() -> str:
+    network = Network.objects.filter(name="bridge").first()
+    return network.gateway if network else "127.0.0.1"
+
+
+# -- after a crash or restart of the server ---------------------------------------------------------
+
+
+def reconcile() -> None:
+    """Remove namespaces whose container is not running, then rebuild bridges, rules and DNS."""
+    directory = conf.netns_dir()
+    if directory.is_dir():
+        running = set(Container.objects.filter(state__in=RUNNING).values_list("id", flat=True))
+        for path in directory.iterdir():
+            if path.name not in running:
+                netns.remove(path)
+    Container.objects.exclude(state__in=RUNNING).exclude(ports=[]).update(ports=[])
+    for network in Network.objects.filter(driver="bridge").exclude(bridge=""):
+        if network.endpoints.filter(container__state__in=RUNNING).exists() or not network.predefined:
+            try:
+                links.ensure_bridge(
+                    network.bridge, gateway=network.gateway, prefixlen=subnet_of(network).prefixlen
+                )
+            except RuntimeFailure as exc:
+                logger.warning("network %s: %s", network.name, exc)
+    sync_rules()
+    sync_dns()
+
+
+def container_networks(container: Container) -> dict[str, Any]:
+    """Docker's NetworkSettings.Networks for inspect."""
+    result: dict[str, Any] = {}
+    for e in _endpoints(container):
+        network = e.network
+        result[network.name] = {
+            "IPAMConfig": None,
+            "Links": None,
+            "Aliases": list(e.aliases) or None,
+            "MacAddress": e.mac,
+            "NetworkID": network.id,
+            "EndpointID": f"{e.pk:064x}" if e.ifname else "",
+            "Gateway": network.gateway if not network.internal else "",
+            "IPAddress": e.ip,
+            "IPPrefixLen": subnet_of(network).prefixlen,
+            "IPv6Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "DNSNames": [container.name, *e.aliases, container.id[:12]] if network.has_names else None,
+        }
+    mode = container.host_config.get("NetworkMode") or "bridge"
+    if not result and mode in ("host", "none"):
+        result[mode] = {"NetworkID": "", "EndpointID": "", "IPAddress": "", "Gateway": "", "MacAddress": ""}
+    return result
+
+
+__all__ = ["ContainerNotFound", "lease", "setup", "teardown"]
+
+
+def clear_host_state() -> None:
+    """Remove the nft table and stop the DNS server (no rule or name is in force)."""
+    with locks.locked("network", "rules"):
+        nft.run(rules.render(conf.net_tag(), [], []))
+    with locks.locked("network", "dns"):
+        dns.apply(conf.dns_dir(), [])
