@@ -6,12 +6,16 @@ Measured in the same run, on the same busybox layers and the same OCI spec as th
   runc        bare `runc run` of an equivalent bundle (an overlay of the image's layers)
   conmon      conmon create (engine.runtime.conmon.spawn), `runc start`, exit file, `runc delete`
   in-process  containers.create + lifecycle.start + lifecycle.wait through the services; the removal
-              (--rm) happens after the code is returned and is waited for outside the timing
-  cli         `manage.py berth run --rm busybox true` as a user types it
+              (--rm) happens after the code is returned and is waited for outside the timing. Twice:
+              with --network none (loopback only) and on the default bridge (netns, veth, address)
+  cli         `manage.py berth run --rm busybox true` as a user types it (default bridge)
   podman      `podman run --rm --network none busybox true`, only if podman is installed
-and prints the medians and each as a ratio to both baselines. Goal: in-process <= 1.1x conmon.
---profile runs the in-process path under cProfile and prints where the time goes.
-Everything (containers, mounts, cgroups, temp dirs) is removed at the end, even after a failure.
+and prints the medians and each as a ratio to both baselines, and the median extra time the bridge
+set-up adds over --network none (per round, the two runs are back to back).
+Goals: in-process --network none <= 1.1x conmon; the bridge adds <= 10 ms (median).
+--profile runs the in-process path (none, then bridge) under cProfile and prints where the time goes.
+Everything (containers, mounts, cgroups, temp dirs, the bridge, nft table and DNS server of the
+private network tag "bbench") is removed at the end, even after a failure.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import json
 import os
 import pstats
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -41,7 +46,13 @@ os.environ.update(
     BERTH_RUN=str(RUN),
     BERTH_ADMIN_PASSWORD="bench-only",
     DJANGO_SETTINGS_MODULE="dashboard.settings",
+    # A private tag names the default bridge (bbench0) and the nft table, so a real install is never
+    # touched; aardvark-dns must never forward a query off the machine.
+    BERTH_NET_TAG="bbench",
+    BERTH_DNS_NO_FORWARD="1",
 )
+NONE_GOAL = 1.10  # in-process --network none, as a ratio to conmon+runc
+BRIDGE_EXTRA_GOAL_MS = 10.0  # median time the default bridge adds over --network none
 os.environ.pop("DATABASE_URL", None)
 
 
@@ -171,12 +182,14 @@ class Baselines:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def run_in_process() -> int:
-    """What `run --rm busybox true` does through the services, up to the exit code."""
+def run_in_process(network: str = "none") -> int:
+    """What `run --rm --network NETWORK busybox true` does through the services, up to the exit code."""
     from engine.runtime.options import ContainerOptions
     from engine.services import containers, lifecycle
 
-    container = containers.create(ContainerOptions(image="busybox", command=("true",), auto_remove=True))
+    container = containers.create(
+        ContainerOptions(image="busybox", command=("true",), auto_remove=True, network=network)
+    )
     lifecycle.start(container.id)
     return lifecycle.wait(container.id)
 
@@ -235,6 +248,13 @@ def cleanup_engine() -> None:
     _settle()
 
 
+def teardown_network() -> None:
+    """Take the private tag's bridges, nft table and DNS server off the host (no container runs now)."""
+    from engine.services import networks
+
+    networks.teardown_host()
+
+
 def _unmount_all(path: Path) -> None:
     prefix = str(path) + "/"
     with open("/proc/self/mountinfo") as f:
@@ -243,65 +263,98 @@ def _unmount_all(path: Path) -> None:
         subprocess.run(["umount", "-l", target], check=False, capture_output=True)
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through main's finally, which cleans up
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--cli-reps", type=int, default=5)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        raise SystemExit("run as root (runc, conmon and overlay mounts need it)")
+    # Also when started in the background, where a shell makes the process ignore SIGINT.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_on_signal)
     base = None
+    django_ready = False
     try:
+        if os.geteuid() != 0:
+            raise SystemExit("run as root (runc, conmon and overlay mounts need it)")
         _setup_django()
+        django_ready = True
         base = Baselines()
-        runc_t, conmon_t, inproc_t = [], [], []
-        run_in_process()  # warm caches (imports, seccomp profile) as a long-lived server has them
-        wait_removed()
+        runc_t, conmon_t, none_t, bridge_t = [], [], [], []
+        # Warm caches (imports, seccomp profile) as a long-lived server has them; the first bridge
+        # run also creates the default bridge and its nft table, which a server does once.
+        for network in ("none", "bridge"):
+            run_in_process(network)
+            wait_removed()
         for _ in range(args.reps):
-            # Interleaved, so drift on the machine affects all three alike.
+            # Interleaved, so drift on the machine affects all four alike.
             base.runc_run()
             runc_t.append(base.elapsed)
             base.conmon_sequence()
             conmon_t.append(base.elapsed)
-            t0 = time.perf_counter()
-            code = run_in_process()
-            inproc_t.append(time.perf_counter() - t0)
-            assert code == 0, code
-            wait_removed()
+            for network, samples in (("none", none_t), ("bridge", bridge_t)):
+                t0 = time.perf_counter()
+                code = run_in_process(network)
+                samples.append(time.perf_counter() - t0)
+                assert code == 0, (network, code)
+                wait_removed()
         cli_t = _time(run_cli, args.cli_reps, between=wait_removed)
         podman_t: list[float] = []
         if shutil.which("podman"):
             cmd = ["podman", "run", "--rm", "--network", "none", "busybox", "true"]
             podman_t = _time(lambda: subprocess.run(cmd, capture_output=True, check=True), args.cli_reps)
         r, c = statistics.median(runc_t), statistics.median(conmon_t)
-        print(f"{'path':<12} {'median ms':>10} {'x runc':>8} {'x conmon':>9}")
-        rows = [("runc run", runc_t), ("conmon+runc", conmon_t), ("in-process", inproc_t), ("cli", cli_t)]
+        print(f"{'path':<22} {'median ms':>10} {'x runc':>8} {'x conmon':>9}")
+        rows = [
+            ("runc run", runc_t),
+            ("conmon+runc", conmon_t),
+            ("in-process none", none_t),
+            ("in-process bridge", bridge_t),
+            ("cli (bridge)", cli_t),
+        ]
         if podman_t:
             rows.append(("podman", podman_t))
         else:
             print("(podman is not installed: no podman ratio)")
         for name, samples in rows:
             m = statistics.median(samples)
-            print(f"{name:<12} {m * 1000:>10.1f} {m / r:>8.2f} {m / c:>9.2f}")
-        ratio = statistics.median(inproc_t) / c
+            print(f"{name:<22} {m * 1000:>10.1f} {m / r:>8.2f} {m / c:>9.2f}")
+        ratio = statistics.median(none_t) / c
         print(
-            f"goal: in-process <= 1.10x conmon+runc: {'met' if ratio <= 1.10 else 'NOT met'} ({ratio:.2f}x)"
+            f"goal: in-process --network none <= {NONE_GOAL:.2f}x conmon+runc: "
+            f"{'met' if ratio <= NONE_GOAL else 'NOT met'} ({ratio:.2f}x)"
+        )
+        # Each round ran none then bridge back to back: the paired difference is the bridge's cost.
+        extra = statistics.median(b - n for b, n in zip(bridge_t, none_t, strict=True)) * 1000
+        gap = (statistics.median(bridge_t) - statistics.median(none_t)) * 1000
+        print(
+            f"bridge network set-up over --network none: median {extra:+.1f} ms per round "
+            f"(difference of medians {gap:+.1f} ms); goal <= {BRIDGE_EXTRA_GOAL_MS:.0f} ms: "
+            f"{'met' if extra <= BRIDGE_EXTRA_GOAL_MS else 'NOT met'}"
         )
         if args.profile:
-            profiler = cProfile.Profile()
-            for _ in range(10):
-                profiler.enable()
-                run_in_process()
-                profiler.disable()
-                wait_removed()
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+            for network in ("none", "bridge"):
+                profiler = cProfile.Profile()
+                for _ in range(10):
+                    profiler.enable()
+                    run_in_process(network)
+                    profiler.disable()
+                    wait_removed()
+                print(f"--- profile: 10 x in-process --network {network}")
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
         return 0
     finally:
-        try:
-            cleanup_engine()
-        except Exception as exc:  # noqa: BLE001
-            print(f"cleanup: {exc}", file=sys.stderr)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)  # let the clean-up finish
+        for step in (cleanup_engine, teardown_network) if django_ready else ():
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001
+                print(f"cleanup ({step.__name__}): {exc}", file=sys.stderr)
         if base is not None:
             base.close()
         _unmount_all(ROOT)

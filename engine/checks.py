@@ -42,3 +42,26 @@ def check_runtime_version(app_configs, **kwargs) -> list[checks.CheckMessage]:  
             id="engine.W003",
         )
     ]
+
+
+@checks.register("engine", deploy=False)
+def check_forward_policy(app_configs, **kwargs) -> list[checks.CheckMessage]:  # type: ignore[no-untyped-def]
+    """Another firewall (Docker's, firewalld's iptables-nft rules) dropping forwarded traffic."""
+    from engine.errors import EngineError
+    from engine.net import nft, rules
+
+    try:
+        drops = rules.foreign_forward_drops(nft.ruleset(), conf.net_tag())
+    except EngineError:
+        return []
+    return [
+        checks.Warning(
+            f"{where} drops forwarded packets by default: containers on Berth's bridges cannot reach "
+            "the outside or published ports from other hosts",
+            hint="accept Berth's bridges in that chain, e.g. `iptables -I FORWARD -i berth0 -j ACCEPT` and "
+            "`iptables -I FORWARD -o berth0 -j ACCEPT` (and for each br-… bridge); Berth never edits "
+            "tables it does not own",
+            id="engine.W004",
+        )
+        for where in drops
+    ]

@@ -107,7 +107,27 @@ def _filter_chains(bridges: Sequence[BridgeRule], names: list[str]) -> list[str]
         "    type filter hook input priority 0; policy accept;",
         # Replies to a loopback client of a published port come back this way, translated by us.
         "    ct status dnat accept",
-        f"    iifname {_quoted(names)} ip daddr 127.0.0.0/8 drop",
+        # Counted, so an attempt shows in `nft list table`.
+        f"    iifname {_quoted(names)} ip daddr 127.0.0.0/8 counter drop",
         "  }",
     ]
     return lines
+
+
+def foreign_forward_drops(ruleset: str, own_table: str) -> list[str]:
+    """Forward base chains of other tables whose policy is drop (iptables-nft's FORWARD DROP, …).
+
+    Each would drop container traffic that Berth's own table accepts: nftables runs every base
+    chain on a hook, and an accept in one table does not overrule a drop in another.
+    """
+    found = []
+    table = chain = ""
+    for raw in ruleset.splitlines():
+        line = raw.strip()
+        if line.startswith("table "):
+            table = " ".join(line.split()[1:3])
+        elif line.startswith("chain "):
+            chain = line.split()[1]
+        elif "hook forward" in line and "policy drop" in line and table.split()[-1:] != [own_table]:
+            found.append(f"table {table}, chain {chain}")
+    return found

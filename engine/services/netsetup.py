@@ -143,6 +143,8 @@ def setup(container: Container, userdata: Path, *, undo: UndoStack) -> str | Non
             gateway=endpoint.network.gateway,
             prefixlen=subnet_of(endpoint.network).prefixlen,
         )
+    if not nft.table(conf.net_tag()):
+        sync_rules()  # the default bridge's NAT and isolation, on first use or after a teardown
     specs = [_endpoint_spec(e, f"eth{i}", default_route=(i == 0)) for i, e in enumerate(endpoints)]
 
     def configure(ipr: IPRoute) -> None:

@@ -53,4 +53,26 @@ def test_networks_are_isolated_from_each_other_but_published_ports_pass() -> Non
 def test_loopback_from_a_bridge_is_dropped_unless_translated() -> None:
     script = rules.render("t", [rules.BridgeRule("b0", "10.0.0.0/24")], [])
     chain = script.split("chain input {")[1].split("\n  }")[0]
-    assert chain.index("ct status dnat accept") < chain.index('iifname { "b0" } ip daddr 127.0.0.0/8 drop')
+    assert chain.index("ct status dnat accept") < chain.index(
+        'iifname { "b0" } ip daddr 127.0.0.0/8 counter drop'
+    )
+
+
+def test_a_foreign_forward_drop_policy_is_found_and_our_own_table_is_not() -> None:
+    ruleset = """table ip filter {
+	chain FORWARD {
+		type filter hook forward priority filter; policy drop;
+	}
+}
+table ip berth {
+	chain forward {
+		type filter hook forward priority filter; policy drop;
+	}
+}
+table inet fw {
+	chain fwd {
+		type filter hook forward priority filter; policy accept;
+	}
+}
+"""
+    assert rules.foreign_forward_drops(ruleset, "berth") == ["table ip filter, chain FORWARD"]
