@@ -296,7 +296,10 @@ def main() -> int:
             runc_t.append(base.elapsed)
             base.conmon_sequence()
             conmon_t.append(base.elapsed)
-            for network, samples in (("none", none_t), ("bridge", bridge_t)):
+            # The order flips every round: a namespace the kernel is still destroying (the previous
+            # run's) slows whatever runs next, and must not always land on the same side.
+            pair = (("none", none_t), ("bridge", bridge_t))
+            for network, samples in pair if len(none_t) % 2 == 0 else pair[::-1]:
                 t0 = time.perf_counter()
                 code = run_in_process(network)
                 samples.append(time.perf_counter() - t0)
@@ -328,7 +331,7 @@ def main() -> int:
             f"goal: in-process --network none <= {NONE_GOAL:.2f}x conmon+runc: "
             f"{'met' if ratio <= NONE_GOAL else 'NOT met'} ({ratio:.2f}x)"
         )
-        # Each round ran none then bridge back to back: the paired difference is the bridge's cost.
+        # Each round ran none and bridge back to back: the paired difference is the bridge's cost.
         extra = statistics.median(b - n for b, n in zip(bridge_t, none_t, strict=True)) * 1000
         gap = (statistics.median(bridge_t) - statistics.median(none_t)) * 1000
         print(

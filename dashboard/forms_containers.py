@@ -16,10 +16,18 @@ from typing import Any
 from django import forms
 
 from engine.errors import EngineError, ImageNotFound, InvalidArgument
+from engine.net import ports
 from engine.runtime import options as opts
 
 RESTART_CHOICES = [(name, name) for name in opts.RESTART_POLICIES]
-NETWORK_CHOICES = [("default", "default (isolated)"), ("none", "none"), ("host", "host (admins only)")]
+# The predefined networks; user networks are added per form (see RunForm.__init__).
+NETWORK_CHOICES = [
+    ("bridge", "bridge (default)"),
+    ("none", "none (no network)"),
+    ("host", "host (admins only)"),
+]
+DEFAULT_NETWORKS = ("", "default", "bridge")  # Docker accepts "default" for the bridge network
+MAX_PUBLISH = 100
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 # Which field an engine message is about, by the words in it (first match wins).
@@ -38,6 +46,11 @@ _ERROR_FIELDS: tuple[tuple[str, str], ...] = (
     ("workdir", "workdir"),
     ("working dir", "workdir"),
     ("capabilit", "cap_add"),
+    ("alias", "network_aliases"),
+    ("publish", "publish"),
+    ("host port", "publish"),
+    ("container port", "publish"),
+    ("invalid port", "publish"),
     ("network", "network"),
     ("user", "user"),
 )
@@ -49,6 +62,10 @@ def _lines(value: str) -> list[str]:
 
 def _words(value: str) -> list[str]:
     return [w for w in re.split(r"[\s,]+", value or "") if w]
+
+
+def _is_default_network(value: str | None) -> bool:
+    return (value or "").strip() in DEFAULT_NETWORKS
 
 
 class RunForm(forms.Form):
@@ -74,7 +91,6 @@ class RunForm(forms.Form):
     )
     workdir = forms.CharField(label="Working directory", max_length=4096, required=False)
     user = forms.CharField(max_length=255, required=False, help_text="user, uid or uid:gid")
-    hostname = forms.CharField(max_length=63, required=False)
     # storage
     volumes = forms.CharField(
         label="Volumes",
@@ -105,8 +121,23 @@ class RunForm(forms.Form):
         label="PIDs limit", required=False, min_value=-1, help_text="Default 2048; -1 for unlimited."
     )
     init = forms.BooleanField(required=False, label="Run an init process (--init)")
-    # network
-    network = forms.ChoiceField(choices=NETWORK_CHOICES, initial="default")
+    # network and ports
+    network = forms.ChoiceField(choices=NETWORK_CHOICES, initial="bridge")
+    publish = forms.CharField(
+        label="Published ports",
+        required=False,
+        max_length=4096,
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+        help_text="[IP:][HOST_PORT:]PORT[/udp], one per line or comma separated, e.g. 8080:80",
+    )
+    publish_all = forms.BooleanField(required=False, label="Publish all exposed ports (-P)")
+    network_aliases = forms.CharField(
+        label="Network aliases",
+        max_length=1024,
+        required=False,
+        help_text="Extra names on a user network, e.g. db cache",
+    )
+    hostname = forms.CharField(max_length=63, required=False)
     # security (admins)
     privileged = forms.BooleanField(label="Privileged (turns isolation off)", required=False)
     cap_add = forms.CharField(
@@ -116,6 +147,27 @@ class RunForm(forms.Form):
         label="Drop capabilities", max_length=1024, required=False, help_text="e.g. CHOWN, or ALL"
     )
     read_only = forms.BooleanField(required=False, label="Read-only root filesystem")
+
+    def __init__(
+        self, *args: Any, networks: tuple[str, ...] = (), show_host: bool = True, **kwargs: Any
+    ) -> None:
+        """`networks`: the user networks to offer; `show_host`: list host in the menu (admins).
+
+        host is always a valid choice, so a hand-made POST is refused by the policy, not the form.
+        """
+        data = args[0] if args else kwargs.get("data")
+        if data is not None and data.get("network") == "default":
+            data = data.copy()
+            data["network"] = "bridge"
+            args = (data, *args[1:]) if args else args
+            kwargs = {**kwargs, "data": data} if "data" in kwargs else kwargs
+        super().__init__(*args, **kwargs)
+        choices = [
+            *NETWORK_CHOICES,
+            *((name, name) for name in networks if name not in ("bridge", "none", "host")),
+        ]
+        self.fields["network"].choices = choices
+        self.fields["network"].widget.choices = [c for c in choices if show_host or c[0] != "host"]
 
     def add_error(self, field: str | None, error: Any) -> None:
         """Record the error and mark the input invalid for assistive technology and the CSS."""
@@ -191,6 +243,17 @@ class RunForm(forms.Form):
         value = self.cleaned_data["cpus"].strip()
         return self._parse(opts.parse_cpus, value) if value else None
 
+    def clean_publish(self) -> tuple[str, ...]:
+        specs = tuple(_words(self.cleaned_data["publish"]))
+        if len(specs) > MAX_PUBLISH:
+            raise forms.ValidationError(f"at most {MAX_PUBLISH} published ports")
+        for spec in specs:
+            self._parse(ports.parse_publish, spec)
+        return specs
+
+    def clean_network_aliases(self) -> tuple[str, ...]:
+        return tuple(_words(self.cleaned_data["network_aliases"]))
+
     def clean_cap_add(self) -> tuple[str, ...]:
         return tuple(_words(self.cleaned_data["cap_add"]))
 
@@ -235,6 +298,9 @@ class RunForm(forms.Form):
             pids_limit=d["pids_limit"],
             init=d["init"],
             network=d["network"],
+            network_aliases=d["network_aliases"],
+            publish=d["publish"],
+            publish_all=d["publish_all"],
             privileged=d["privileged"],
             cap_add=d["cap_add"],
             cap_drop=d["cap_drop"],
@@ -310,8 +376,14 @@ def cli_command(data: Any) -> str:
             argv += [flag, get(key).strip()]
     if get("init"):
         argv.append("--init")
-    if (get("network") or "default") != "default":
-        argv += ["--network", get("network")]
+    if not _is_default_network(get("network")):
+        argv += ["--network", get("network").strip()]
+    for spec in _words(get("publish") or ""):
+        argv += ["-p", spec]
+    if get("publish_all"):
+        argv.append("-P")
+    for alias in _words(get("network_aliases") or ""):
+        argv += ["--network-alias", alias]
     if get("privileged"):
         argv.append("--privileged")
     for cap in _words(get("cap_add") or ""):

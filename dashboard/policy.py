@@ -3,9 +3,10 @@
 Roles come from three Django groups created by `ensure_groups()` (called by `manage.py setup`):
 `viewers` read everything, including logs, but change nothing and open no terminal; `operators` also
 start/stop containers, open terminals, create containers without host access (no bind mounts, no
-privileges, no host namespaces), remove containers, import and tag images and create volumes; `admins`
-(and superusers) may do everything. Unknown actions are denied for everyone (deny by default), and
-every denial is logged (SECURITY.md web checklist 4 and 9).
+privileges, no host namespaces), remove containers, import and tag images, create volumes, and
+create, remove, connect and disconnect networks; `admins` (and superusers) may do everything.
+Unknown actions are denied for everyone (deny by default), and every denial is logged (SECURITY.md
+web checklist 4 and 9).
 """
 
 from __future__ import annotations
@@ -39,10 +40,14 @@ ACTIONS: dict[str, str] = {
     "image.import": OPERATOR,
     "image.tag": OPERATOR,
     "volume.create": OPERATOR,
+    "network.create": OPERATOR,
+    "network.remove": OPERATOR,
+    "network.connect": OPERATOR,
     "image.remove": ADMIN,
     "image.prune": ADMIN,
     "volume.remove": ADMIN,
     "volume.prune": ADMIN,
+    "network.prune": ADMIN,
     "admin": ADMIN,
 }
 
@@ -133,10 +138,14 @@ _VERB = {
     "image.import": "importing images",
     "image.tag": "tagging images",
     "volume.create": "creating volumes",
+    "network.create": "creating networks",
+    "network.remove": "removing networks",
+    "network.connect": "connecting containers to networks",
     "image.remove": "removing images",
     "image.prune": "pruning images",
     "volume.remove": "removing volumes",
     "volume.prune": "pruning volumes",
+    "network.prune": "pruning networks",
     "admin": "the admin panel",
 }
 

@@ -11,6 +11,7 @@ from dashboard import (
     views_events,
     views_images,
     views_jobs,
+    views_networks,
     views_volumes,
 )
 from dashboard.views_auth import BerthLoginView
@@ -27,6 +28,7 @@ urlpatterns = [
     path("", include(views_images)),
     path("", include(views_build)),
     path("", include(views_volumes)),
+    path("", include(views_networks)),
     path("", include(views_events)),
     path("", include(views_jobs)),
 ]

@@ -29,12 +29,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from dashboard import policy, terminals
 from dashboard.errors import is_htmx, toast_trigger
 from dashboard.forms_containers import RunForm, cli_command
+from dashboard.portlinks import browser_host, port_links
 from dashboard.security import allow_inline_style_elements
 from engine import events
 from engine.errors import ContainerNotFound, EngineError, InvalidArgument, InvalidState, PermissionDenied
 from engine.models import Container
 from engine.runtime import lifecycle as transitions
-from engine.services import containerinfo, containers, images, lifecycle
+from engine.services import containerinfo, containers, images, lifecycle, networks
 
 PAGE_SIZE = 50
 STATE_FILTERS: dict[str, tuple[str, ...] | None] = {
@@ -69,10 +70,11 @@ def available_actions(state: str) -> list[str]:
     return [*shown, "remove"]
 
 
-def _annotate(container: Container, user: Any) -> Container:
+def _annotate(container: Container, request: HttpRequest) -> Container:
     """Attach what the templates need to decide buttons (not saved: attributes for rendering only)."""
     container.actions = available_actions(container.state)  # type: ignore[attr-defined]
     container.active = container.state in ("running", "paused", "restarting")  # type: ignore[attr-defined]
+    container.port_links = port_links(container, browser_host(request))  # type: ignore[attr-defined]
     return container
 
 
@@ -92,14 +94,15 @@ def _perms(user: Any) -> dict[str, bool]:
 def _list_context(request: HttpRequest, params: Any) -> dict[str, Any]:
     state = params.get("state") if params.get("state") in STATE_FILTERS else "all"
     query = (params.get("q") or "").strip()[:200]
-    rows = containers.search(query, states=STATE_FILTERS[state])
+    # defer(None): the rows also need `ports` (the PORTS column), in the same query.
+    rows = containers.search(query, states=STATE_FILTERS[state]).defer(None)
     page = Paginator(rows, PAGE_SIZE).get_page(params.get("page"))
     counts = containers.state_counts()
     chips = {
         name: sum(n for s, n in counts.items() if states is None or s in states)
         for name, states in STATE_FILTERS.items()
     }
-    items = [_annotate(c, request.user) for c in page.object_list]
+    items = [_annotate(c, request) for c in page.object_list]
     return {
         "page": page,
         "containers": items,
@@ -131,7 +134,7 @@ def container_row(request: HttpRequest, ref: str) -> HttpResponse:
         container = containers.resolve(ref)
     except ContainerNotFound:
         return HttpResponse("")  # removed meanwhile: the row disappears
-    context = {"c": _annotate(container, request.user), "perms": _perms(request.user), "flash": True}
+    context = {"c": _annotate(container, request), "perms": _perms(request.user), "flash": True}
     return render(request, "dashboard/partials/_container_row.html", context)
 
 
@@ -237,7 +240,7 @@ def container_action(request: HttpRequest, ref: str, action: str) -> HttpRespons
         messages.success(request, message)
         return redirect("container", ref=container.id)
     container = containers.resolve(container.id)
-    context = {"c": _annotate(container, request.user), "perms": _perms(request.user), "flash": True}
+    context = {"c": _annotate(container, request), "perms": _perms(request.user), "flash": True}
     template = "_container_header.html" if request.POST.get("view") == "header" else "_container_row.html"
     response = render(request, f"dashboard/partials/{template}", context)
     response["HX-Trigger"] = toast_trigger(message, level="success")
@@ -265,6 +268,10 @@ def container_rename(request: HttpRequest, ref: str) -> HttpResponse:
 # -- run -----------------------------------------------------------------------------------------
 
 
+def _user_networks() -> tuple[str, ...]:
+    return tuple(n.name for n in networks.list_networks() if not n.predefined)
+
+
 def _image_names() -> list[str]:
     names = {f"{row.repository}:{row.tag}" for row in images.list_images() if row.repository != "<none>"}
     return sorted(names)
@@ -275,15 +282,16 @@ def _image_names() -> list[str]:
 def container_run(request: HttpRequest) -> HttpResponse:
     policy.check(request.user, "container.create")
     status = 200
+    choices = {"networks": _user_networks(), "show_host": _perms(request.user)["admin"]}
     if request.method == "POST":
-        form = RunForm(request.POST)
+        form = RunForm(request.POST, **choices)
         if form.is_valid():
             created = _create_and_start(request, form)
             if created is not None:
                 return redirect(reverse("container", kwargs={"ref": created.id}) + "?tab=logs")
         status = 403 if getattr(form, "refused", False) else 400
     else:
-        form = RunForm()
+        form = RunForm(**choices)
     context = {
         "form": form,
         "image_names": _image_names(),
@@ -351,7 +359,7 @@ def _masked_inspect(data: dict[str, Any]) -> str:
 @require_GET
 def container_detail(request: HttpRequest, ref: str) -> HttpResponse:
     policy.check(request.user, "view")
-    container = _annotate(containerinfo.get(ref), request.user)
+    container = _annotate(containerinfo.get(ref), request)
     tab = request.GET.get("tab") if request.GET.get("tab") in TABS else "overview"
     context: dict[str, Any] = {"c": container, "tab": tab, "tabs": TABS, "perms": _perms(request.user)}
     if tab == "overview":
@@ -361,6 +369,7 @@ def container_detail(request: HttpRequest, ref: str) -> HttpResponse:
         context["host"] = container.host_config
         command = (container.config.get("Entrypoint") or []) + (container.config.get("Cmd") or [])
         context["command"] = " ".join(str(part) for part in command)
+        context.update(_network_context(container))
     elif tab == "logs":
         policy.check(request.user, "logs", container)
         context["tails"] = LOG_TAILS
@@ -384,6 +393,21 @@ def container_detail(request: HttpRequest, ref: str) -> HttpResponse:
     return response
 
 
+def _network_context(container: Container) -> dict[str, Any]:
+    """The overview's Networks section: each network with its addresses, and the ones it may join."""
+    settings = containerinfo.network_settings(container)
+    joined = settings["Networks"]
+    mode = container.host_config.get("NetworkMode") or "bridge"
+    own_stack = mode not in ("host", "none") and not mode.startswith("container:")
+    others = [n for n in networks.list_networks() if n.driver == "bridge" and n.name not in joined]
+    return {
+        "networks": [{"name": name, **info} for name, info in joined.items()],
+        "network_mode": mode,
+        "joinable": others if own_stack else [],
+        "own_stack": own_stack,
+    }
+
+
 @login_required
 @require_GET
 def container_header(request: HttpRequest, ref: str) -> HttpResponse:
@@ -392,7 +416,7 @@ def container_header(request: HttpRequest, ref: str) -> HttpResponse:
         container = containers.resolve(ref)
     except ContainerNotFound:
         return render(request, "dashboard/partials/_container_header.html", {"removed": True, "ref": ref})
-    context = {"c": _annotate(container, request.user), "perms": _perms(request.user), "flash": True}
+    context = {"c": _annotate(container, request), "perms": _perms(request.user), "flash": True}
     return render(request, "dashboard/partials/_container_header.html", context)
 
 

@@ -218,7 +218,7 @@ class Endpoint(models.Model):
     mac = models.CharField(max_length=17)
     aliases = models.JSONField(default=list, blank=True)
     ifname = models.CharField(
-        max_length=15, blank=True, help_text="its interface while running: eth0, eth1, …"
+        max_length=15, blank=True, help_text="its interface in the container: eth0, eth1, …"
     )
     created = models.DateTimeField(auto_now_add=True)
 

@@ -22,11 +22,17 @@ os.environ.setdefault("BERTH_MONITOR", "0")
 os.environ["BERTH_DNS_NO_FORWARD"] = "1"
 
 
+# Network objects of this run carry this prefix: engines' bridges, nft tables and veths (their net
+# tag starts with it), and the namespaces and links the tests make themselves. Docker's, Podman's,
+# a real Berth's or another test run's are not counted, so the leak guard holds beside them.
+NET_PREFIX = f"bt{os.getpid() % 4096:03x}"
+
+
 def net_tag() -> str:
-    """A short unique tag for one engine's bridges and nft table (interface names are ≤ 15 chars)."""
+    """A short unique tag for one engine's bridges, veths and nft table (interface names ≤ 15 chars)."""
     import secrets
 
-    return f"bt{secrets.token_hex(3)}"
+    return f"{NET_PREFIX}{secrets.token_hex(2)}"
 
 
 def require(condition: bool, reason: str) -> None:
@@ -111,12 +117,6 @@ def _owned(text: str, base: str) -> bool:
 def _mounts(base: str = "") -> set[str]:
     with open("/proc/self/mountinfo") as f:
         return {line.split()[4] for line in f if _owned(line.split()[4], base)}
-
-
-# Network objects of tests carry this prefix: engines' bridges, nft tables and veths (net_tag), and
-# the namespaces and links the tests make themselves. Docker's, Podman's or a real Berth's are not
-# counted, so the guard holds on a host where they run too.
-NET_PREFIX = "bt"
 
 
 def _links() -> set[str]:

@@ -7,7 +7,6 @@ Pure: strings and ipaddress objects in, values out. The leases themselves are En
 from __future__ import annotations
 
 import ipaddress
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -126,7 +125,3 @@ def parse_mac(text: str) -> str:
     if int(parts[0], 16) & 1:
         raise InvalidArgument(f"invalid --mac-address {text!r}: a multicast address cannot be used")
     return ":".join(parts)
-
-
-def random_suffix() -> str:
-    return secrets.token_hex(5)

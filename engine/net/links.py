@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from engine.errors import RuntimeFailure
 from engine.net import netns
 
+IFF_UP = 0x1
 GONE = (errno.ENODEV, errno.ENOENT, errno.ESRCH, errno.EADDRNOTAVAIL)
 
 
@@ -44,12 +46,15 @@ def _sysctl(path: str, value: str) -> None:
         raise RuntimeFailure(f"could not set {path} to {value}: {exc.strerror}") from exc
 
 
-def ensure_bridge(name: str, *, gateway: str | None, prefixlen: int) -> None:
+def ensure_bridge(name: str, *, gateway: str | None, prefixlen: int) -> bool:
     """Create the bridge if missing, give it the gateway address, bring it up. Idempotent.
 
     Also turns on IPv4 forwarding (as Docker does) and route_localnet on the bridge, which lets the
     host reach published ports on 127.0.0.1; the input rule in rules.py keeps loopback private.
+    Returns True when it had to change anything (the caller then refreshes the rules).
     """
+    if _bridge_ready(name):
+        return False  # the common case, read from sysfs without a netlink round trip
     try:
         with IPRoute() as ipr:
             found = ipr.link_lookup(ifname=name)
@@ -74,6 +79,21 @@ def ensure_bridge(name: str, *, gateway: str | None, prefixlen: int) -> None:
         raise RuntimeFailure(f"could not set up bridge {name}: {exc}") from exc
     _sysctl("/proc/sys/net/ipv4/ip_forward", "1")
     _sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
+    return True
+
+
+def _bridge_ready(name: str) -> bool:
+    """The bridge exists, is up, and forwarding and route_localnet are on (its address is not checked)."""
+    try:
+        with open(f"/sys/class/net/{name}/flags") as f:
+            up = int(f.read(), 16) & IFF_UP
+        with open(f"/proc/sys/net/ipv4/conf/{name}/route_localnet") as f:
+            localnet = f.read().strip() == "1"
+        with open("/proc/sys/net/ipv4/ip_forward") as f:
+            forwarding = f.read().strip() == "1"
+    except (OSError, ValueError):
+        return False
+    return bool(up) and localnet and forwarding
 
 
 def delete(name: str) -> None:
@@ -106,7 +126,7 @@ def up_loopback(ipr: IPRoute) -> None:
 def add_endpoint(ipr: IPRoute, spec: EndpointSpec) -> None:
     """Inside a namespace (`ipr` bound there): make the veth pair with its peer on the host, configure it.
 
-    The host end is enslaved to the bridge afterwards by `attach_host_end`, from the host.
+    The host end is enslaved to the bridge afterwards by `attach_host_ends`, from the host.
     """
     host = netns.host_fd()
     try:
@@ -115,13 +135,14 @@ def add_endpoint(ipr: IPRoute, spec: EndpointSpec) -> None:
             ifname=spec.ifname,
             kind="veth",
             address=spec.mac,
+            state="up",
             peer={"ifname": spec.host_ifname, "net_ns_fd": host},
         )
     finally:
         os.close(host)
-    index = ipr.link_lookup(ifname=spec.ifname)[0]
+    # A direct get by name: link_lookup would dump every link.
+    index = ipr.link("get", ifname=spec.ifname)[0]["index"]
     ipr.addr("add", index=index, address=spec.address, prefixlen=spec.prefixlen)
-    ipr.link("set", index=index, state="up")
     if spec.gateway:
         ipr.route("add", dst="0.0.0.0/0", gateway=spec.gateway, oif=index)
 
@@ -133,15 +154,45 @@ def remove_endpoint(ipr: IPRoute, ifname: str) -> None:
         ipr.link("del", index=found[0])
 
 
-def attach_host_end(host_ifname: str, bridge: str) -> None:
-    """On the host: enslave the veth's host end to the bridge and bring it up."""
+def attach_host_ends(ends: list[tuple[str, str]]) -> None:
+    """On the host: enslave each veth's host end to its bridge and bring it up ((veth, bridge) pairs)."""
     try:
-        with IPRoute() as ipr:
-            index = ipr.link_lookup(ifname=host_ifname)[0]
-            master = ipr.link_lookup(ifname=bridge)[0]
-            ipr.link("set", index=index, master=master, state="up")
-    except (NetlinkError, IndexError) as exc:
-        raise RuntimeFailure(f"could not attach {host_ifname} to bridge {bridge}: {exc}") from exc
+        ipr = _host_iproute()
+        for host_ifname, bridge in ends:
+            ipr.link("set", ifname=host_ifname, master=_ifindex(bridge), state="up")
+    except (NetlinkError, OSError, ValueError) as exc:
+        _forget_host_iproute()
+        raise RuntimeFailure(f"could not attach the container's interfaces to their bridges: {exc}") from exc
+
+
+_local = threading.local()
+
+
+def _host_iproute() -> IPRoute:
+    """A netlink socket in the host namespace, kept per thread: making one costs most of an attach.
+
+    Only threads that never change namespace call this (the namespace work runs in threads of its own).
+    """
+    ipr = getattr(_local, "ipr", None)
+    if ipr is None or getattr(_local, "pid", None) != os.getpid():
+        ipr = IPRoute()
+        _local.ipr, _local.pid = ipr, os.getpid()
+    return ipr
+
+
+def _forget_host_iproute() -> None:
+    ipr = getattr(_local, "ipr", None)
+    _local.ipr = None
+    if ipr is not None:
+        try:
+            ipr.close()
+        except Exception:  # noqa: BLE001 — a broken socket is what is being replaced
+            pass
+
+
+def _ifindex(name: str) -> int:
+    with open(f"/sys/class/net/{name}/ifindex") as f:
+        return int(f.read())
 
 
 def plug(netns_path: Path, spec: EndpointSpec) -> None:
@@ -150,7 +201,7 @@ def plug(netns_path: Path, spec: EndpointSpec) -> None:
         netns.enter(netns_path, lambda ipr: add_endpoint(ipr, spec))
     except NetlinkError as exc:
         raise RuntimeFailure(f"could not add {spec.ifname} to the container: {exc}") from exc
-    attach_host_end(spec.host_ifname, spec.bridge)
+    attach_host_ends([(spec.host_ifname, spec.bridge)])
 
 
 def unplug(netns_path: Path, ifname: str) -> None:

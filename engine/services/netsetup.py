@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
+import secrets
 import socket
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,7 @@ def lease(
                     ip=str(address),
                     mac=mac or ipam.mac_for(address),
                     aliases=list(aliases),
+                    ifname=_free_ifname(container),
                 )
         except IntegrityError:
             if requested is not None:
@@ -92,6 +94,12 @@ def lease(
                     f"container {container.name} is already on network {network.name}"
                 ) from None
     raise InvalidState(f"could not lease an address on network {network.name}: too much contention")
+
+
+def _free_ifname(container: Container) -> str:
+    """The container's next interface name: eth0 for its first network, then eth1, … (gaps reused)."""
+    used = set(Endpoint.objects.filter(container=container).values_list("ifname", flat=True))
+    return next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
 
 
 # -- bridges ----------------------------------------------------------------------------------------
@@ -130,22 +138,22 @@ def setup(container: Container, userdata: Path, *, undo: UndoStack) -> str | Non
         return spec.HOST_NETNS
     if mode.startswith("container:"):
         return _join_other(container, mode.split(":", 1)[1], userdata)
-    endpoints = list(container.endpoints.select_related("network").order_by("created", "id"))
-    if mode == "none" or not endpoints:
+    endpoints = [] if mode == "none" else _endpoints(container)
+    if not endpoints:
         _write_etc_files(container, userdata, [], host_mode=False)
         return None
     path = netns_path(container.id)
     if path.exists():
         netns.remove(path)  # left by a crash: the namespace of a dead run
-    for endpoint in endpoints:
+    made = [
         links.ensure_bridge(
-            endpoint.network.bridge,
-            gateway=endpoint.network.gateway,
-            prefixlen=subnet_of(endpoint.network).prefixlen,
+            e.network.bridge, gateway=e.network.gateway, prefixlen=subnet_of(e.network).prefixlen
         )
-    if not nft.table(conf.net_tag()):
+        for e in endpoints
+    ]
+    if any(made):
         sync_rules()  # the default bridge's NAT and isolation, on first use or after a teardown
-    specs = [_endpoint_spec(e, f"eth{i}", default_route=(i == 0)) for i, e in enumerate(endpoints)]
+    specs = [_endpoint_spec(e, e.ifname, default_route=(i == 0)) for i, e in enumerate(endpoints)]
 
     def configure(ipr: IPRoute) -> None:
         links.up_loopback(ipr)
@@ -157,10 +165,7 @@ def setup(container: Container, userdata: Path, *, undo: UndoStack) -> str | Non
     except NetlinkError as exc:
         raise RuntimeFailure(f"could not set up the network of container {container.name}: {exc}") from exc
     undo.push(netns.remove, path)
-    for endpoint, item in zip(endpoints, specs, strict=True):
-        links.attach_host_end(item.host_ifname, item.bridge)
-        endpoint.ifname = item.ifname
-    Endpoint.objects.bulk_update(endpoints, ["ifname"])
+    links.attach_host_ends([(item.host_ifname, item.bridge) for item in specs])
     _publish(container, endpoints, undo)
     _write_etc_files(container, userdata, endpoints, host_mode=False)
     if any(e.network.has_names for e in endpoints):
@@ -177,7 +182,7 @@ def setup(container: Container, userdata: Path, *, undo: UndoStack) -> str | Non
 def _endpoint_spec(endpoint: Endpoint, ifname: str, *, default_route: bool) -> links.EndpointSpec:
     network = endpoint.network
     return links.EndpointSpec(
-        host_ifname=f"{conf.net_tag()[:2]}v{ipam.random_suffix()}",
+        host_ifname=veth_name(),
         ifname=ifname,
         bridge=network.bridge,
         address=endpoint.ip,
@@ -185,6 +190,11 @@ def _endpoint_spec(endpoint: Endpoint, ifname: str, *, default_route: bool) -> l
         mac=endpoint.mac,
         gateway=None if network.internal or not default_route else network.gateway,
     )
+
+
+def veth_name() -> str:
+    """The host end of a veth: the engine's tag (up to 5 characters), then random (15 in all)."""
+    return f"{conf.net_tag()[:5]}v{secrets.token_hex(5)[:9]}"
 
 
 def _join_other(container: Container, ref: str, userdata: Path) -> str:
@@ -210,8 +220,8 @@ def teardown(container_id: str) -> None:
     had_netns = path.exists()
     if had_netns:
         netns.remove(path)
-    had_ports = Container.objects.filter(id=container_id).exclude(ports=[]).update(ports=[])
-    if had_ports:
+    published = Container.objects.filter(id=container_id).exclude(ports=[])
+    if published.exists() and published.update(ports=[]):  # a read first: most have no ports
         sync_rules()
     if had_netns and dns.mentions(conf.dns_dir(), container_id):
         sync_dns()
@@ -340,14 +350,10 @@ def plug_running(container: Container, endpoint: Endpoint) -> None:
     path = netns_path(container.id)
     if not path.exists():
         raise InvalidState(f"container {container.name} has no network namespace of its own to join")
-    used = set(container.endpoints.exclude(pk=endpoint.pk).values_list("ifname", flat=True))
-    ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in used)
     network = endpoint.network
-    links.ensure_bridge(network.bridge, gateway=network.gateway, prefixlen=subnet_of(network).prefixlen)
-    item = _endpoint_spec(endpoint, ifname, default_route=False)
-    links.plug(path, item)
-    endpoint.ifname = ifname
-    endpoint.save(update_fields=["ifname"])
+    if links.ensure_bridge(network.bridge, gateway=network.gateway, prefixlen=subnet_of(network).prefixlen):
+        sync_rules()
+    links.plug(path, _endpoint_spec(endpoint, endpoint.ifname, default_route=False))
     _write_etc_files(
         container,
         Path(conf.containers_dir()) / container.id / "userdata",
@@ -359,7 +365,7 @@ def plug_running(container: Container, endpoint: Endpoint) -> None:
 
 def unplug_running(container: Container, endpoint: Endpoint) -> None:
     path = netns_path(container.id)
-    if path.exists() and endpoint.ifname:
+    if path.exists():
         links.unplug(path, endpoint.ifname)
 
 
@@ -456,7 +462,7 @@ def container_networks(container: Container) -> dict[str, Any]:
             "Aliases": list(e.aliases) or None,
             "MacAddress": e.mac,
             "NetworkID": network.id,
-            "EndpointID": f"{e.pk:064x}" if e.ifname else "",
+            "EndpointID": f"{e.pk:064x}",
             "Gateway": network.gateway if not network.internal else "",
             "IPAddress": e.ip,
             "IPPrefixLen": subnet_of(network).prefixlen,
