@@ -307,11 +307,37 @@
     if (!holder && submitter && submitter.hasAttribute("data-confirm")) holder = submitter;
     if (!holder && elt.form && elt.form.hasAttribute("data-confirm")) holder = elt.form;
     if (!holder) return;
+    if (holder.dataset.confirmed) {
+      delete holder.dataset.confirmed; // asked already, on the element this one replaced
+      return;
+    }
     event.preventDefault();
     confirmFor(holder, function () {
-      event.detail.issueRequest(true);
+      if (document.body.contains(elt)) {
+        event.detail.issueRequest(true);
+        return;
+      }
+      // A live refresh replaced the element while the dialog was open (a row re-rendered by an
+      // engine event): htmx sends nothing from a detached element, so act on its replacement.
+      var again = replacementOf(elt);
+      if (!again) return;
+      again.dataset.confirmed = "1";
+      htmx.trigger(again, "click");
     });
   });
+
+  function replacementOf(elt) {
+    var verbs = ["hx-post", "hx-delete", "hx-put"];
+    for (var i = 0; i < verbs.length; i++) {
+      var url = elt.getAttribute(verbs[i]);
+      if (!url) continue;
+      var found = document.querySelectorAll("[" + verbs[i] + "]");
+      for (var j = 0; j < found.length; j++) {
+        if (found[j].getAttribute(verbs[i]) === url) return found[j];
+      }
+    }
+    return null;
+  }
 
   document.addEventListener("toast", function (event) {
     toast(event.detail);
