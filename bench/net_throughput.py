@@ -35,6 +35,8 @@ import threading
 import time
 from pathlib import Path
 
+from cleanup import exit_cleanly_on_signals, unmount_all
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -303,29 +305,13 @@ def cleanup_engine() -> None:
     networks.teardown_host()
 
 
-def _unmount_all(path: Path) -> None:
-    import subprocess
-
-    prefix = str(path) + "/"
-    with open("/proc/self/mountinfo") as f:
-        targets = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
-    for target in sorted(targets, key=len, reverse=True):
-        subprocess.run(["umount", "-l", target], check=False, capture_output=True)
-
-
-def _exit_on_signal(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds through main's finally, which cleans up
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--size-mb", type=int, default=256)
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--queries", type=int, default=500)
     args = parser.parse_args()
-    # Also when started in the background, where a shell makes the process ignore SIGINT.
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _exit_on_signal)
+    exit_cleanly_on_signals()
     django_ready = False
     try:
         if os.geteuid() != 0:
@@ -380,8 +366,8 @@ def main() -> int:
                 cleanup_engine()
             except Exception as exc:  # noqa: BLE001
                 print(f"cleanup: {exc}", file=sys.stderr)
-        _unmount_all(ROOT)
-        _unmount_all(RUN)
+        unmount_all(ROOT)
+        unmount_all(RUN)
         shutil.rmtree(ROOT, ignore_errors=True)
         shutil.rmtree(RUN, ignore_errors=True)
 

@@ -35,6 +35,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from cleanup import exit_cleanly_on_signals, unmount_all
+
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 sys.path.insert(0, str(REPO))
@@ -255,27 +257,13 @@ def teardown_network() -> None:
     networks.teardown_host()
 
 
-def _unmount_all(path: Path) -> None:
-    prefix = str(path) + "/"
-    with open("/proc/self/mountinfo") as f:
-        targets = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
-    for target in sorted(targets, key=len, reverse=True):
-        subprocess.run(["umount", "-l", target], check=False, capture_output=True)
-
-
-def _exit_on_signal(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds through main's finally, which cleans up
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--cli-reps", type=int, default=5)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    # Also when started in the background, where a shell makes the process ignore SIGINT.
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _exit_on_signal)
+    exit_cleanly_on_signals()
     base = None
     django_ready = False
     try:
@@ -360,8 +348,8 @@ def main() -> int:
                 print(f"cleanup ({step.__name__}): {exc}", file=sys.stderr)
         if base is not None:
             base.close()
-        _unmount_all(ROOT)
-        _unmount_all(RUN)
+        unmount_all(ROOT)
+        unmount_all(RUN)
         shutil.rmtree(ROOT, ignore_errors=True)
         shutil.rmtree(RUN, ignore_errors=True)
 

@@ -23,7 +23,7 @@ from engine.net import etcfiles, ipam, ports
 from engine.runtime import lifecycle as transitions
 from engine.runtime import options as opts
 from engine.runtime import spec as runtime_spec
-from engine.services import images, netsetup, volumes
+from engine.services import images, netsetup, refs, volumes
 from engine.undo import UndoStack
 
 _ADJECTIVES = (
@@ -43,18 +43,10 @@ def container_dir(container_id: str) -> Path:
 def resolve(ref: str) -> Container:
     """Find a container by full ID, name, or unique ID prefix; raise ContainerNotFound otherwise."""
     ref = ref.strip().lstrip("/")
-    if not ref:
-        raise InvalidArgument("container name or ID is empty")
-    found = Container.objects.filter(id=ref).first() or Container.objects.filter(name=ref).first()
-    if found is not None:
-        return found
-    if all(c in "0123456789abcdef" for c in ref):
-        matches = list(Container.objects.filter(id__startswith=ref)[:2])
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            raise InvalidArgument(f"container ID prefix {ref} is ambiguous: give more characters")
-    raise ContainerNotFound(f"no such container: {ref}")
+    found = refs.find(Container, ref, what="container")
+    if found is None:
+        raise ContainerNotFound(f"no such container: {ref}")
+    return found
 
 
 def _generate_name() -> str:

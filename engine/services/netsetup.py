@@ -431,14 +431,21 @@ def _default_gateway() -> str:
 
 
 def reconcile() -> None:
-    """Remove namespaces whose container is not running, then rebuild bridges, rules and DNS."""
+    """Remove namespaces and ports of containers that are not running, then rebuild bridges, rules, DNS.
+
+    A container that another process is starting right now holds its lock: it is left alone.
+    """
     directory = conf.netns_dir()
-    if directory.is_dir():
-        running = set(Container.objects.filter(state__in=RUNNING).values_list("id", flat=True))
-        for path in directory.iterdir():
-            if path.name not in running:
-                netns.remove(path)
-    Container.objects.exclude(state__in=RUNNING).exclude(ports=[]).update(ports=[])
+    stale = {p.name for p in directory.iterdir()} if directory.is_dir() else set()
+    stale |= set(Container.objects.exclude(state__in=RUNNING).exclude(ports=[]).values_list("id", flat=True))
+    for container_id in sorted(stale):
+        with locks.try_locked("container", container_id) as taken:
+            if not taken:
+                continue
+            if Container.objects.filter(id=container_id, state__in=RUNNING).exists():
+                continue
+            netns.remove(netns_path(container_id))
+            Container.objects.filter(id=container_id).exclude(ports=[]).update(ports=[])
     for network in Network.objects.filter(driver="bridge").exclude(bridge=""):
         if network.endpoints.filter(container__state__in=RUNNING).exists() or not network.predefined:
             try:

@@ -18,7 +18,7 @@ from engine import conf, events, locks
 from engine.errors import AlreadyExists, InUse, InvalidArgument, InvalidState, NetworkNotFound
 from engine.models import Container, ContainerState, Endpoint, Network
 from engine.net import ipam, links
-from engine.services import containers, netsetup
+from engine.services import containers, netsetup, refs
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 PREDEFINED = ("bridge", "host", "none")
@@ -58,19 +58,12 @@ def ensure_predefined() -> None:
 def resolve(ref: str) -> Network:
     """A network by full ID, name or unique ID prefix; NetworkNotFound otherwise."""
     ref = ref.strip()
-    if not ref:
-        raise InvalidArgument("network name or ID is empty")
-    ensure_predefined()
-    found = Network.objects.filter(id=ref).first() or Network.objects.filter(name=ref).first()
-    if found is not None:
-        return found
-    if all(c in "0123456789abcdef" for c in ref):
-        matches = list(Network.objects.filter(id__startswith=ref)[:2])
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            raise InvalidArgument(f"network ID prefix {ref} is ambiguous: give more characters")
-    raise NetworkNotFound(f"network {ref} not found")
+    if ref:
+        ensure_predefined()
+    found = refs.find(Network, ref, what="network")
+    if found is None:
+        raise NetworkNotFound(f"network {ref} not found")
+    return found
 
 
 def validate_name(name: str) -> str:

@@ -68,6 +68,19 @@ class Server:
     run: Path
     password: str
     log: Path
+    env: dict[str, str]
+
+    def berth(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run the CLI against this server's engine: same root, database and network tag."""
+        return subprocess.run(
+            [sys.executable, "manage.py", "berth", *args],
+            cwd=REPO,
+            env={**self.env, "BERTH_MONITOR": "0"},
+            check=check,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
 
 def _free_port() -> int:
@@ -153,7 +166,7 @@ def berth_server() -> Iterator[Server]:
                 stderr=subprocess.STDOUT,
             )
         _wait_until_up(url, proc, log)
-        yield Server(url=url, root=root, run=run, password=password, log=log)
+        yield Server(url=url, root=root, run=run, password=password, log=log, env=env)
     except subprocess.CalledProcessError as exc:
         raise RuntimeError(
             f"preparing the e2e server failed: {exc.cmd}\n{exc.stderr.decode(errors='replace')}"
@@ -170,7 +183,7 @@ def berth_server() -> Iterator[Server]:
         subprocess.run(
             [sys.executable, "manage.py", "berth", "network", "teardown"],
             cwd=REPO,
-            env=env,
+            env={**env, "BERTH_MONITOR": "0"},
             capture_output=True,
             timeout=60,
         )

@@ -7,46 +7,22 @@ Screenshots of every page, at desktop and phone width, go to tests/e2e/screensho
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import PHONE, REPO, Server, screenshot
-
-
-def berth(server: Server, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the CLI against the server's engine (same BERTH_ROOT, so the same database)."""
-    env = {
-        **os.environ,
-        "BERTH_ROOT": str(server.root),
-        "BERTH_RUN": str(server.run),
-        "DJANGO_SETTINGS_MODULE": "dashboard.settings",
-        "BERTH_MONITOR": "0",
-    }
-    env.pop("DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "manage.py", "berth", *args],
-        cwd=REPO,
-        env=env,
-        check=check,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.e2e.conftest import PHONE, Server, screenshot
 
 
 @pytest.fixture
 def archive(berth_server: Server, tmp_path: Path) -> Iterator[Path]:
     """A `docker save` archive of busybox under the name e2e-upload:1, which the engine then forgets."""
     path = tmp_path / "e2e-upload.tar"
-    berth(berth_server, "tag", "busybox", "e2e-upload:1")
-    berth(berth_server, "save", "-o", str(path), "e2e-upload:1")
-    berth(berth_server, "rmi", "e2e-upload:1")
+    berth_server.berth("tag", "busybox", "e2e-upload:1")
+    berth_server.berth("save", "-o", str(path), "e2e-upload:1")
+    berth_server.berth("rmi", "e2e-upload:1")
     yield path
 
 
@@ -82,13 +58,13 @@ def test_upload_an_image_archive_and_see_it_listed(
     page.get_by_label("Search images").fill("e2e-up")
     page.locator("#image-table").get_by_text("busybox").wait_for(state="detached")
     assert page.berth_errors == []
-    berth(berth_server, "rmi", "e2e-upload:1", check=False)
+    berth_server.berth("rmi", "e2e-upload:1", check=False)
 
 
 def test_conflict_message_when_removing_an_image_in_use(
     logged_in_page: Callable[..., Any], berth_server: Server
 ) -> None:
-    berth(berth_server, "create", "--name", "e2e-holder", "busybox")
+    berth_server.berth("create", "--name", "e2e-holder", "busybox")
     try:
         page = logged_in_page("admin")
         page.goto("/images/")
@@ -100,7 +76,7 @@ def test_conflict_message_when_removing_an_image_in_use(
         assert "container e2e-holder is using its referenced image" in toast.inner_text()
         screenshot(page, "image-remove-conflict", full_page=False)
     finally:
-        berth(berth_server, "rm", "-f", "e2e-holder", check=False)
+        berth_server.berth("rm", "-f", "e2e-holder", check=False)
 
 
 def test_create_use_and_remove_a_volume(logged_in_page: Callable[..., Any], berth_server: Server) -> None:
@@ -113,8 +89,7 @@ def test_create_use_and_remove_a_volume(logged_in_page: Callable[..., Any], bert
     page.wait_for_url("**/volumes/e2e-vol/")
     assert "note=<img src=x onerror=alert(1)>" in page.locator(".kv").inner_text()  # shown as text
     # Use it: a container writes into the volume (the Run form belongs to the containers page).
-    berth(
-        berth_server,
+    berth_server.berth(
         "run", "--name", "e2e-vol-user", "-v", "e2e-vol:/data", "busybox",
         "sh", "-c", "mkdir -p /data/www && echo hello > /data/www/index.html && ln -s /etc /data/etc-link",
     )  # fmt: skip
@@ -139,7 +114,7 @@ def test_create_use_and_remove_a_volume(logged_in_page: Callable[..., Any], bert
         toast.wait_for()
         assert "in use by container(s): e2e-vol-user" in toast.inner_text()
     finally:
-        berth(berth_server, "rm", "-f", "e2e-vol-user", check=False)
+        berth_server.berth("rm", "-f", "e2e-vol-user", check=False)
     page.goto("/volumes/")
     page.locator("#volume-table tr", has_text="e2e-vol").get_by_role("button", name="Remove e2e-vol").click()
     confirm(page)
@@ -161,7 +136,7 @@ def test_viewer_sees_no_destructive_buttons(logged_in_page: Callable[..., Any]) 
 def test_screenshots_of_overview_events_and_lists_at_desktop_and_phone_width(
     logged_in_page: Callable[..., Any], berth_server: Server
 ) -> None:
-    berth(berth_server, "volume", "create", "e2e-shot")
+    berth_server.berth("volume", "create", "e2e-shot")
     try:
         for suffix, kwargs in (("", {}), ("-phone", {"viewport": PHONE})):
             page = logged_in_page("admin", **kwargs)
@@ -189,4 +164,4 @@ def test_screenshots_of_overview_events_and_lists_at_desktop_and_phone_width(
         page.wait_for_url("**action=create**")
         assert page.locator("#event-table").get_by_text("e2e-shot").count() >= 1
     finally:
-        berth(berth_server, "volume", "rm", "e2e-shot", check=False)
+        berth_server.berth("volume", "rm", "e2e-shot", check=False)

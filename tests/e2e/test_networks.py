@@ -6,43 +6,19 @@ Screenshots at desktop and phone width go to tests/e2e/screenshots/networks-*.pn
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import socket
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from tests.conftest import require_root
-from tests.e2e.conftest import PHONE, REPO, Server, screenshot
+from tests.e2e.conftest import PHONE, Server, screenshot
 
 # busybox's web server in the foreground, serving /etc: /hostname is the container's short ID.
 HTTPD = "httpd -f -p 80 -h /etc"
-
-
-def berth(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the CLI (and so the engine's service functions) against the server's engine."""
-    env = {
-        **os.environ,
-        "BERTH_ROOT": str(server.root),
-        "BERTH_RUN": str(server.run),
-        "DJANGO_SETTINGS_MODULE": "dashboard.settings",
-        "BERTH_MONITOR": "0",
-    }
-    env.pop("DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "manage.py", "berth", *args],
-        cwd=REPO,
-        env=env,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def free_port() -> int:
@@ -68,10 +44,10 @@ def names(berth_server: Server) -> Iterator[dict[str, str]]:
     try:
         yield made
     finally:
-        berth(berth_server, "rm", "-f", made["container"])
-        berth(berth_server, "network", "rm", made["network"])
+        berth_server.berth("rm", "-f", made["container"], check=False)
+        berth_server.berth("network", "rm", made["network"], check=False)
         # The DNS server, nft table and bridges that running on a user network brought up.
-        berth(berth_server, "network", "teardown")
+        berth_server.berth("network", "teardown", check=False)
 
 
 def test_operator_publishes_a_port_on_a_new_network_and_opens_it(

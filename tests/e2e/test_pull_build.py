@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import PHONE, Server, screenshot
-from tests.e2e.test_images_volumes import berth
 from tests.integration.test_pull_push import Published, published, real_registry  # noqa: F401
 
 SLOW_DOCKERFILE = (
@@ -31,7 +30,7 @@ def forget(berth_server: Server) -> Iterator[list[str]]:
     names: list[str] = []
     yield names
     for name in names:
-        berth(berth_server, "rmi", name, check=False)
+        berth_server.berth("rmi", name, check=False)
 
 
 def test_pull_from_a_local_registry_through_the_form(

@@ -54,6 +54,12 @@ def answers(port: int) -> bool:
         return False
 
 
+def published_in_rules(port: int) -> bool:
+    return (
+        f"dport {port} " in subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
+    )
+
+
 def network_of(cli: BerthCLI, container: str, network: str) -> dict:  # type: ignore[type-arg]
     return cli.inspect(container)["NetworkSettings"]["Networks"][network]
 
@@ -249,10 +255,7 @@ def test_a_taken_host_port_fails_cleanly_before_the_container_starts(berth_cli: 
     assert berth_cli.inspect("web")["State"]["Status"] == "created"
     netns_dir = berth_cli.run_dir / "netns"
     assert not netns_dir.exists() or not any(netns_dir.iterdir())
-    assert (
-        f"dport {port}"
-        not in subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
-    )
+    assert not published_in_rules(port)
 
 
 def test_a_port_berth_already_published_is_refused(berth_cli: BerthCLI) -> None:
@@ -483,10 +486,7 @@ def test_a_failure_half_way_through_setup_leaves_nothing(berth_cli: BerthCLI, ne
     assert berth_cli.inspect("web")["State"]["Status"] == "created"
     netns_dir = berth_cli.run_dir / "netns"
     assert not netns_dir.exists() or not any(netns_dir.iterdir())
-    assert (
-        f"dport {port}"
-        not in subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
-    )
+    assert not published_in_rules(port)
     berth_cli.ok("start", "web")
     wait_until(lambda: answers(port), what="the port after a clean retry")
 
@@ -504,3 +504,44 @@ def test_an_engine_killed_mid_setup_is_cleaned_up_by_reconcile(berth_cli: BerthC
         berth_cli.ok("stop", "-t", "0", "web")
     berth_cli.ok("rm", "-f", "web")
     assert not any(netns_dir.iterdir())
+
+
+# -- other network modes, events ---------------------------------------------------------------------------
+
+
+def test_container_mode_shares_the_other_containers_network(berth_cli: BerthCLI, net: str) -> None:
+    berth_cli.ok("run", "-d", "--name", "web", "--network", net, *HTTPD)
+    address = network_of(berth_cli, "web", net)["IPAddress"]
+    # Same namespace: the sidecar sees web's address and reaches its server on its own loopback.
+    out = berth_cli.ok(
+        "run", "--rm", "--network", "container:web", "busybox", "sh", "-c",
+        "ip -o -4 addr; timeout 5 wget -qO- http://127.0.0.1/hostname; exit $?",
+    )  # fmt: skip
+    assert address in out
+    assert "Error" not in berth_cli("port", "web").stderr
+    error = berth_cli.fail("run", "--rm", "--network", "container:nosuch", "busybox", "true")
+    assert "no such container" in error
+    assert "cannot be combined" in berth_cli.fail(
+        "run", "--network", "container:web", "-p", "80", "busybox", "true"
+    )
+
+
+def test_host_mode_sees_the_hosts_interfaces(berth_cli: BerthCLI) -> None:
+    out = berth_cli.ok("run", "--rm", "--network", "host", "busybox", "ip", "-o", "link")
+    assert "lo:" in out and len(out.splitlines()) > 1
+    settings = berth_cli.inspect(berth_cli.ok("create", "--network", "host", "busybox", "true").strip())
+    assert list(settings["NetworkSettings"]["Networks"]) == ["host"]
+
+
+def test_network_actions_are_events_with_their_actor(berth_cli: BerthCLI, net: str) -> None:
+    berth_cli.ok("create", "--name", "box", "busybox", "true")
+    berth_cli.ok("network", "connect", net, "box")
+    berth_cli.ok("network", "disconnect", net, "box")
+    berth_cli.fail("network", "rm", "nosuchnet")
+    lines = [json.loads(line) for line in berth_cli.ok("events", "--format", "json").splitlines()]
+    seen = {(e.get("Type"), e.get("Action")) for e in lines}
+    assert {("network", "create"), ("network", "connect"), ("network", "disconnect")} <= seen, seen
+    network_events = [e for e in lines if e["Type"] == "network"]
+    assert all(e["User"].startswith("cli:") for e in network_events)
+    # The refused removal is recorded too, as an error with the reason.
+    assert any(e["Result"] == "error" and "nosuchnet" in e["Message"] for e in lines), lines[-3:]

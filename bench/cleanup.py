@@ -1,0 +1,27 @@
+"""What the benchmarks share to leave the machine as they found it, even when interrupted."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+
+def unmount_all(path: Path) -> None:
+    """Lazily unmount everything mounted below `path`, deepest first."""
+    prefix = str(path) + "/"
+    with open("/proc/self/mountinfo") as f:
+        targets = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
+    for target in sorted(targets, key=len, reverse=True):
+        subprocess.run(["umount", "-l", target], check=False, capture_output=True)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through main's finally, which cleans up
+
+
+def exit_cleanly_on_signals() -> None:
+    """SIGINT, SIGTERM and SIGHUP end the run through its finally blocks (a shell that starts a
+    script in the background makes it ignore SIGINT otherwise)."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_on_signal)
