@@ -19,6 +19,7 @@ class BridgeRule:
     bridge: str
     subnet: str
     internal: bool = False
+    gateway: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,16 @@ def _filter_chains(bridges: Sequence[BridgeRule], names: list[str]) -> list[str]
         "    ct status dnat accept",
         # Counted, so an attempt shows in `nft list table`.
         f"    iifname {_quoted(names)} ip daddr 127.0.0.0/8 counter drop",
-        "  }",
     ]
+    for b in bridges:
+        # aardvark-dns answers whoever asks on a network's gateway: another network's containers
+        # must not read its names there.
+        others = sorted({o.gateway for o in bridges if o.bridge != b.bridge and o.gateway})
+        if others:
+            lines.append(
+                f'    iifname "{b.bridge}" ip daddr {{ {", ".join(others)} }} meta l4proto {{ tcp, udp }} th dport 53 drop'
+            )
+    lines.append("  }")
     return lines
 
 

@@ -312,7 +312,7 @@ def sync_rules() -> None:
 
 def _apply_rules() -> None:
     bridges = [
-        rules.BridgeRule(n.bridge, n.subnet, n.internal)
+        rules.BridgeRule(n.bridge, n.subnet, n.internal, n.gateway)
         for n in Network.objects.filter(driver="bridge").exclude(bridge="")
     ]
     in_force = []

@@ -195,6 +195,10 @@ def test_containers_on_different_networks_cannot_reach_each_other(berth_cli: Ber
     address = network_of(berth_cli, "web", net)["IPAddress"]
     proc = sh(berth_cli, "bridge", f"timeout 3 wget -qO- http://{address}/hostname")
     assert proc.returncode != 0
+    # Nor can they read the other network's names from its name server.
+    gateway = network_of(berth_cli, "web", net)["Gateway"]
+    assert sh(berth_cli, net, f"nslookup web {gateway}").returncode == 0
+    assert sh(berth_cli, "bridge", f"timeout 5 nslookup web {gateway}").returncode != 0
 
 
 def test_connect_and_disconnect_a_running_container(berth_cli: BerthCLI, net: str) -> None:

@@ -76,3 +76,16 @@ table inet fw {
 }
 """
     assert rules.foreign_forward_drops(ruleset, "berth") == ["table ip filter, chain FORWARD"]
+
+
+def test_a_network_cannot_ask_another_networks_name_server() -> None:
+    script = rules.render(
+        "t",
+        [
+            rules.BridgeRule("b0", "10.0.0.0/24", gateway="10.0.0.1"),
+            rules.BridgeRule("b1", "10.0.1.0/24", gateway="10.0.1.1"),
+        ],
+        [],
+    )
+    assert 'iifname "b0" ip daddr { 10.0.1.1 } meta l4proto { tcp, udp } th dport 53 drop' in script
+    assert 'iifname "b1" ip daddr { 10.0.0.1 } meta l4proto { tcp, udp } th dport 53 drop' in script
