@@ -58,9 +58,9 @@ def check_forward_policy(app_configs, **kwargs) -> list[checks.CheckMessage]:  #
         checks.Warning(
             f"{where} drops forwarded packets by default: containers on Berth's bridges cannot reach "
             "the outside or published ports from other hosts",
-            hint="accept Berth's bridges in that chain, e.g. `iptables -I FORWARD -i berth0 -j ACCEPT` and "
-            "`iptables -I FORWARD -o berth0 -j ACCEPT` (and for each br-… bridge); Berth never edits "
-            "tables it does not own",
+            hint="let Berth's traffic through that chain, e.g. `iptables -I FORWARD -i berth0 -j ACCEPT` and "
+            "`iptables -I FORWARD -o berth0 -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT` (and for "
+            "each br-… bridge); Berth never edits tables it does not own",
             id="engine.W004",
         )
         for where in drops

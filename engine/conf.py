@@ -59,8 +59,9 @@ def netns_dir() -> Path:
     return run_dir() / "netns"
 
 
-def dns_dir() -> Path:
-    return run_dir() / "aardvark"
+def dns_dir(*, internal: bool = False) -> Path:
+    """aardvark-dns's files: one server for user networks, one that never forwards for internal ones."""
+    return run_dir() / ("aardvark-internal" if internal else "aardvark")
 
 
 def bind_allow() -> list[Path]:

@@ -9,7 +9,9 @@ process runs, re-reads its files on SIGHUP and exits by itself once no file is l
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -48,11 +50,19 @@ def binary() -> str:
     return found
 
 
+_SAFE_NAME = re.compile(r"[a-z0-9]([a-z0-9_.-]*[a-z0-9])?")
+
+
 def render(records: NetworkRecords) -> str:
-    lines = [records.gateway]
+    """One network's file. Names that are not plain DNS names are left out: a space, comma or
+    newline would change the file's meaning (or make aardvark refuse every file)."""
+    lines = [str(ipaddress.IPv4Address(records.gateway))]
     for r in records.containers:
+        names = [n.lower() for n in r.names if _SAFE_NAME.fullmatch(n.lower())]
+        if not names or not re.fullmatch(r"[0-9a-f]{64}", r.container_id):
+            continue
         # An empty IPv6 list is two adjacent spaces: aardvark splits on single spaces.
-        lines.append(f"{r.container_id} {r.address}  {','.join(n.lower() for n in r.names)}")
+        lines.append(f"{r.container_id} {ipaddress.IPv4Address(r.address)}  {','.join(names)}")
     return "\n".join(lines) + "\n"
 
 
@@ -71,8 +81,12 @@ def mentions(directory: Path, container_id: str) -> bool:
     return False
 
 
-def apply(directory: Path, networks: list[NetworkRecords]) -> None:
-    """Make the directory hold exactly these networks, then start or reload the server (or let it go)."""
+def apply(directory: Path, networks: list[NetworkRecords], *, forward: bool = True) -> None:
+    """Make the directory hold exactly these networks, then start or reload its server (or let it go).
+
+    With forward=False the server answers only the names it holds (internal networks: no name
+    query may reach the host's resolvers, which would be a way out).
+    """
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     staging = directory.parent / f".{directory.name}-staging"
     staging.mkdir(mode=0o700, exist_ok=True)
@@ -100,7 +114,7 @@ def apply(directory: Path, networks: list[NetworkRecords]) -> None:
     pid = running_pid(directory)
     if wanted:
         if pid is None:
-            _start(directory)
+            _start(directory, forward=forward)
         elif changed:
             os.kill(pid, signal.SIGHUP)
         else:
@@ -150,10 +164,11 @@ def running_pid(directory: Path) -> int | None:
     return pid
 
 
-def _start(directory: Path) -> None:
+def _start(directory: Path, *, forward: bool) -> None:
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "RUST_LOG": "warn"}
-    if os.environ.get("BERTH_DNS_NO_FORWARD") == "1":
-        env["AARDVARK_NO_PROXY"] = "1"  # tests: no query may leave the machine's own namespaces
+    if not forward or os.environ.get("BERTH_DNS_NO_FORWARD") == "1":
+        # Internal networks, and tests: no query may leave the machine's own namespaces.
+        env["AARDVARK_NO_PROXY"] = "1"
     argv = [binary(), "--config", str(directory), "-p", str(PORT), "run"]
     try:
         # It forks and the parent returns once the child has written its pid file.

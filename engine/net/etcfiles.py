@@ -31,7 +31,7 @@ def parse_add_host(spec: str) -> HostEntry:
     name, address = name.strip(), address.strip().strip("[]")
     if not found or not name or not address:
         raise InvalidArgument(f"invalid --add-host {spec!r}: use NAME:IP or NAME:host-gateway")
-    if not _HOSTNAME.match(name):
+    if not _HOSTNAME.fullmatch(name):
         raise InvalidArgument(f"invalid --add-host {spec!r}: {name!r} is not a valid host name")
     if address != HOST_GATEWAY:
         try:
@@ -50,13 +50,25 @@ def parse_dns(address: str) -> str:
 
 def parse_dns_search(domain: str) -> str:
     domain = domain.strip().rstrip(".")
-    if domain != "." and not _DOMAIN.match(domain):
+    if domain != "." and not _DOMAIN.fullmatch(domain):
         raise InvalidArgument(f"invalid --dns-search {domain!r}: not a domain name")
     return domain
 
 
+_ALIAS = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?")
+
+
+def validate_alias(alias: str) -> str:
+    """A network alias is a DNS name: it ends up in name server files and /etc/hosts."""
+    if not _ALIAS.fullmatch(alias):
+        raise InvalidArgument(
+            f"invalid network alias {alias!r}: use letters, digits, '.', '-' and '_' (no spaces)"
+        )
+    return alias
+
+
 def validate_hostname(name: str) -> str:
-    if not _HOSTNAME.match(name) or len(name) > 63 and "." not in name:
+    if not _HOSTNAME.fullmatch(name) or len(name) > 253 or any(len(label) > 63 for label in name.split(".")):
         raise InvalidArgument(f"invalid --hostname {name!r}: use letters, digits, '.', '-' and '_'")
     return name
 

@@ -122,13 +122,25 @@ def parse_expose(spec: str) -> list[str]:
     return [f"{p}/{proto}" for p in range(first, last + 1)]
 
 
+MAX_PUBLISH_ALL = 1024  # -P of an image that exposes more is refused: each costs a host port
+
+
 def exposed_requests(exposed: Iterable[str]) -> list[PortRequest]:
-    """-P: every exposed port (Docker's `80/tcp` keys) on a free ephemeral host port."""
+    """-P: every exposed port (Docker's `80/tcp` keys, from the image: untrusted) on a free host port."""
     requests = []
     for key in exposed:
-        port, _, proto = key.partition("/")
-        requests.append(PortRequest(_port(port, "exposed port"), (proto or "tcp").lower()))
+        port, _, proto = str(key).partition("/")
+        requests.append(PortRequest(_port(port, "exposed port"), _protocol(proto or "tcp", key)))
+        if len(requests) > MAX_PUBLISH_ALL:
+            raise InvalidArgument(f"-P would publish more than {MAX_PUBLISH_ALL} ports: publish them with -p")
     return requests
+
+
+def _protocol(proto: str, spec: str) -> str:
+    proto = proto.lower()
+    if proto not in PROTOCOLS:
+        raise InvalidArgument(f"invalid protocol {proto!r} in {spec!r}: use tcp, udp or sctp")
+    return proto
 
 
 def to_port_bindings(requests: Iterable[PortRequest]) -> dict[str, list[dict[str, str]]]:
@@ -149,7 +161,14 @@ def from_port_bindings(bindings: dict[str, list[dict[str, str]]] | None) -> list
         for entry in entries or [{}]:
             host = str(entry.get("HostPort") or "")
             first, last = _range(host, "host port") if host else (0, 0)
-            requests.append(PortRequest(int(port), proto or "tcp", entry.get("HostIp") or "", first, last))
+            host_ip = entry.get("HostIp") or ""
+            if host_ip:
+                host_ip = str(ipaddress.IPv4Address(host_ip))
+            requests.append(
+                PortRequest(
+                    _port(port, "container port"), _protocol(proto or "tcp", key), host_ip, first, last
+                )
+            )
     return requests
 
 

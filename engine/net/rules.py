@@ -8,13 +8,17 @@ the script only deletes the table, so an idle engine leaves no rules behind.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from engine.errors import InvalidArgument
 
 
 @dataclass(frozen=True)
 class BridgeRule:
-    """A bridge network: its device, subnet and whether it may reach anything beyond itself."""
+    """A bridge network: its device, subnet, gateway and whether it may reach anything beyond itself."""
 
     bridge: str
     subnet: str
@@ -33,12 +37,42 @@ class PortRule:
     container_port: int
 
 
+PROTOCOLS = ("tcp", "udp", "sctp")
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
+_TABLE = re.compile(r"[A-Za-z0-9_]{1,32}")
+
+
+def _checked(bridges: Sequence[BridgeRule], ports: Sequence[PortRule]) -> None:
+    """Every value is re-checked before it becomes nft text: records may come from images or users."""
+    for b in bridges:
+        if not _NAME.fullmatch(b.bridge):
+            raise InvalidArgument(f"refusing bridge name {b.bridge!r} in a firewall rule")
+        ipaddress.IPv4Network(b.subnet)
+        if b.gateway:
+            ipaddress.IPv4Address(b.gateway)
+    for p in ports:
+        if p.proto not in PROTOCOLS:
+            raise InvalidArgument(f"refusing protocol {p.proto!r} in a firewall rule")
+        for port in (p.host_port, p.container_port):
+            if not isinstance(port, int) or not 0 < port < 65536:
+                raise InvalidArgument(f"refusing port {port!r} in a firewall rule")
+        ipaddress.IPv4Address(p.container_ip)
+        if p.host_ip:
+            ipaddress.IPv4Address(p.host_ip)
+
+
 def _quoted(names: Sequence[str]) -> str:
     return "{ " + ", ".join(f'"{n}"' for n in names) + " }"
 
 
 def render(table: str, bridges: Sequence[BridgeRule], ports: Sequence[PortRule]) -> str:
-    """The nft script that makes `table` exactly this ruleset (or removes it when there is nothing)."""
+    """The nft script that makes `table` exactly this ruleset (or removes it when there is nothing).
+
+    Raises InvalidArgument (or ValueError for an address) if any value could not be a rule's.
+    """
+    if not _TABLE.fullmatch(table):
+        raise InvalidArgument(f"invalid nft table name {table!r}: letters, digits and _ only")
+    _checked(bridges, ports)
     head = f"table ip {table} {{}}\ndelete table ip {table}\n"
     if not bridges and not ports:
         return head
@@ -56,9 +90,12 @@ def _nat_chains(bridges: Sequence[BridgeRule], ports: Sequence[PortRule], names:
         "  chain published {",
         *(f"    {_dnat(p)}" for p in sorted(ports, key=lambda p: (p.proto, p.host_port, p.host_ip))),
         "  }",
-        # Published ports answer on every local address, including 127.0.0.1 from the host itself.
+        # Published ports answer on every local address, including 127.0.0.1 from the host itself
+        # (the output hook). From outside, a loopback destination is never translated: a port
+        # published on 127.0.0.1 must not answer a neighbour on the LAN (moby#45610).
         "  chain prerouting {",
         "    type nat hook prerouting priority -100; policy accept;",
+        "    ip daddr 127.0.0.0/8 return",
         "    fib daddr type local jump published",
         "  }",
         "  chain output {",
@@ -87,29 +124,40 @@ def _dnat(p: PortRule) -> str:
 
 
 def _filter_chains(bridges: Sequence[BridgeRule], names: list[str]) -> list[str]:
+    bridge_set = _quoted(names)
     lines = [
         "  chain forward {",
         "    type filter hook forward priority 0; policy accept;",
+        # route_localnet turns off the kernel's check of loopback sources on Berth's bridges.
+        f"    iifname {bridge_set} ip saddr 127.0.0.0/8 drop",
+    ]
+    for b in bridges:
+        if b.internal:
+            # Before anything is accepted: an internal network reaches nothing, published or not.
+            lines.append(f'    iifname "{b.bridge}" oifname != "{b.bridge}" drop')
+            lines.append(f'    oifname "{b.bridge}" iifname != "{b.bridge}" drop')
+    lines += [
         # What reaches a published port was let in on purpose, whichever network it came from.
         "    ct status dnat accept",
+        f"    oifname {bridge_set} ct state established,related accept",
+        # Nothing else enters a bridge from outside: the host is no router onto container addresses.
+        f"    oifname {bridge_set} iifname != {bridge_set} drop",
     ]
     for b in bridges:
         others = [n for n in names if n != b.bridge]
-        if b.internal:
-            lines.append(f'    iifname "{b.bridge}" oifname != "{b.bridge}" drop')
-            lines.append(f'    oifname "{b.bridge}" iifname != "{b.bridge}" drop')
-        elif others:
+        if not b.internal and others:
             lines.append(f'    iifname "{b.bridge}" oifname {_quoted(others)} drop')
     lines += [
         "  }",
-        # Loopback stays private (CVE-2020-8558): route_localnet lets 127.0.0.0/8 in from a bridge;
-        # only connections that the published chain translated may pass.
         "  chain input {",
         "    type filter hook input priority 0; policy accept;",
         # Replies to a loopback client of a published port come back this way, translated by us.
         "    ct status dnat accept",
-        # Counted, so an attempt shows in `nft list table`.
-        f"    iifname {_quoted(names)} ip daddr 127.0.0.0/8 counter drop",
+        f"    iifname {bridge_set} ip saddr 127.0.0.0/8 drop",
+        # Loopback stays private (CVE-2020-8558): route_localnet lets 127.0.0.0/8 in from a bridge;
+        # only connections that the published chain translated may pass. Counted, so an attempt
+        # shows in `nft list table`.
+        f"    iifname {bridge_set} ip daddr 127.0.0.0/8 counter drop",
     ]
     for b in bridges:
         # aardvark-dns answers whoever asks on a network's gateway: another network's containers
@@ -117,7 +165,8 @@ def _filter_chains(bridges: Sequence[BridgeRule], names: list[str]) -> list[str]
         others = sorted({o.gateway for o in bridges if o.bridge != b.bridge and o.gateway})
         if others:
             lines.append(
-                f'    iifname "{b.bridge}" ip daddr {{ {", ".join(others)} }} meta l4proto {{ tcp, udp }} th dport 53 drop'
+                f'    iifname "{b.bridge}" ip daddr {{ {", ".join(others)} }} '
+                "meta l4proto { tcp, udp } th dport 53 drop"
             )
     lines.append("  }")
     return lines

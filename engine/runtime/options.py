@@ -139,7 +139,7 @@ def signal_name(number: int) -> str:
 
 def validate_name(name: str) -> str:
     """Docker's container name rule; a leading slash is accepted and dropped."""
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidArgument(
             f'invalid container name "{name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, at least 2 characters'
         )

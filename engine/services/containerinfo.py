@@ -93,7 +93,7 @@ def inspect(ref: str) -> dict[str, Any]:
 def network_settings(c: Container) -> dict[str, Any]:
     """Docker's NetworkSettings: the networks with addresses, and the published ports in force."""
     networks = netsetup.container_networks(c)
-    first = next(iter(networks.values()), {})
+    bridge = networks.get("bridge") or {}  # Docker's top-level fields describe the default bridge only
     ports: dict[str, Any] = {key: None for key in (c.config.get("ExposedPorts") or {})}
     for b in netsetup.bindings(c):
         ports.setdefault(f"{b.container_port}/{b.proto}", None)
@@ -109,9 +109,9 @@ def network_settings(c: Container) -> dict[str, Any]:
         if running and netsetup.netns_path(c.id).exists()
         else "",
         "Ports": ports,
-        "IPAddress": first.get("IPAddress", "") if "bridge" in networks else "",
-        "Gateway": first.get("Gateway", "") if "bridge" in networks else "",
-        "MacAddress": first.get("MacAddress", "") if "bridge" in networks else "",
+        "IPAddress": bridge.get("IPAddress", ""),
+        "Gateway": bridge.get("Gateway", ""),
+        "MacAddress": bridge.get("MacAddress", ""),
         "Networks": networks,
     }
 

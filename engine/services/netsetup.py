@@ -65,6 +65,7 @@ def lease(
     """
     if network.driver != "bridge":
         raise InvalidArgument(f"network {network.name} has no addresses to lease")
+    aliases = tuple(etcfiles.validate_alias(a) for a in aliases)
     subnet = subnet_of(network)
     requested = ipam.parse_address(ip) if ip else None
     if requested is not None:
@@ -153,7 +154,8 @@ def setup(container: Container, userdata: Path, *, undo: UndoStack) -> str | Non
     ]
     if any(made):
         sync_rules()  # the default bridge's NAT and isolation, on first use or after a teardown
-    specs = [_endpoint_spec(e, e.ifname, default_route=(i == 0)) for i, e in enumerate(endpoints)]
+    routed = next((e for e in endpoints if not e.network.internal), None)
+    specs = [_endpoint_spec(e, e.ifname, default_route=e is routed) for e in endpoints]
 
     def configure(ipr: IPRoute) -> None:
         links.up_loopback(ipr)
@@ -164,13 +166,12 @@ def setup(container: Container, userdata: Path, *, undo: UndoStack) -> str | Non
         netns.create(path, configure)
     except NetlinkError as exc:
         raise RuntimeFailure(f"could not set up the network of container {container.name}: {exc}") from exc
-    undo.push(netns.remove, path)
+    undo.push(teardown, container.id)  # the namespace, its ports and its names, in that order
     links.attach_host_ends([(item.host_ifname, item.bridge) for item in specs])
     _publish(container, endpoints, undo)
     _write_etc_files(container, userdata, endpoints, host_mode=False)
     if any(e.network.has_names for e in endpoints):
         # Before the process starts, so its first lookups never meet a reloading server.
-        undo.push(sync_dns)
         try:
             sync_dns()
         except EngineError as exc:
@@ -203,6 +204,9 @@ def _join_other(container: Container, ref: str, userdata: Path) -> str:
         raise InvalidState(
             f"cannot join the network of container {ref}: it is not running", hint="start it first"
         )
+    if (other.host_config.get("NetworkMode") or "") == "host":
+        _write_etc_files(container, userdata, [], host_mode=True)
+        return spec.HOST_NETNS
     for name in ("hosts", "resolv.conf"):
         source = Path(conf.containers_dir()) / other.id / "userdata" / name
         target = userdata / name
@@ -211,20 +215,31 @@ def _join_other(container: Container, ref: str, userdata: Path) -> str:
         target.chmod(0o644)
     _write_hostname(container, userdata)
     own = netns_path(other.id)
-    return str(own) if own.exists() else f"/proc/{other.pid}/ns/net"
+    if own.exists():
+        return str(own)
+    if other.pid <= 0:
+        raise InvalidState(f"cannot join the network of container {other.name}: it has no process now")
+    return f"/proc/{other.pid}/ns/net"
 
 
 def teardown(container_id: str) -> None:
-    """Undo `setup`: the namespace (and with it the veths), published ports, DNS names. Idempotent."""
+    """Undo `setup`: the namespace (and with it the veths), published ports, DNS names. Idempotent.
+
+    Rules and names are best effort here: a failure to rewrite them must not stop the rest of a
+    container's teardown (its exit is still recorded); the next sync or reconcile catches up.
+    """
     path = netns_path(container_id)
     had_netns = path.exists()
     if had_netns:
         netns.remove(path)
     published = Container.objects.filter(id=container_id).exclude(ports=[])
-    if published.exists() and published.update(ports=[]):  # a read first: most have no ports
-        sync_rules()
-    if had_netns and dns.mentions(conf.dns_dir(), container_id):
-        sync_dns()
+    try:
+        if published.exists() and published.update(ports=[]):  # a read first: most have no ports
+            sync_rules()
+        if had_netns and any(dns.mentions(conf.dns_dir(internal=i), container_id) for i in (False, True)):
+            sync_dns()
+    except EngineError as exc:
+        logger.warning("network teardown of container %s: %s", container_id[:12], exc)
 
 
 # -- published ports ------------------------------------------------------------------------------
@@ -326,9 +341,14 @@ def _apply_rules() -> None:
 
 
 def sync_dns() -> None:
-    """Write aardvark-dns's files for every user network with running members, then reload it."""
+    """Write aardvark-dns's files for every user network with running members, then reload it.
+
+    Files are named by network ID (a name could be anything aardvark reads specially). Internal
+    networks have their own server, which never forwards a query to the host's resolvers.
+    """
     with locks.locked("network", "dns"):
         records: dict[str, dns.NetworkRecords] = {}
+        internal: set[str] = set()
         # A container has names from the moment its namespace is made until it is torn down.
         endpoints = Endpoint.objects.filter(
             network__predefined=False, network__driver="bridge"
@@ -337,36 +357,46 @@ def sync_dns() -> None:
             if not netns_path(e.container_id).exists():
                 continue
             network = e.network
-            entry = records.setdefault(network.name, dns.NetworkRecords(network.name, network.gateway, []))
+            entry = records.setdefault(network.id, dns.NetworkRecords(network.id, network.gateway, []))
+            if network.internal:
+                internal.add(network.id)
             names = [e.container.name, *e.aliases, e.container_id[:12]]
             entry.containers.append(dns.Record(e.container_id, e.ip, tuple(dict.fromkeys(names))))
-        dns.apply(conf.dns_dir(), list(records.values()))
+        for is_internal in (False, True):
+            chosen = [r for key, r in records.items() if (key in internal) == is_internal]
+            dns.apply(conf.dns_dir(internal=is_internal), chosen, forward=not is_internal)
 
 
 # -- connect and disconnect while running ------------------------------------------------------------
 
 
 def plug_running(container: Container, endpoint: Endpoint) -> None:
+    """Give a running container its interface on `endpoint`'s network; all or nothing."""
     path = netns_path(container.id)
     if not path.exists():
         raise InvalidState(f"container {container.name} has no network namespace of its own to join")
     network = endpoint.network
     if links.ensure_bridge(network.bridge, gateway=network.gateway, prefixlen=subnet_of(network).prefixlen):
         sync_rules()
-    links.plug(path, _endpoint_spec(endpoint, endpoint.ifname, default_route=False))
-    _write_etc_files(
-        container,
-        Path(conf.containers_dir()) / container.id / "userdata",
-        _endpoints(container),
-        host_mode=False,
-    )
-    sync_dns()
+    others = [e for e in _endpoints(container) if e.pk != endpoint.pk]
+    # The first network with a way out gives the default route; a later one adds none.
+    routed = not network.internal and all(e.network.internal for e in others)
+    with UndoStack() as undo:
+        links.plug(path, _endpoint_spec(endpoint, endpoint.ifname, default_route=routed))
+        undo.push(links.unplug, path, endpoint.ifname)
+        userdata = Path(conf.containers_dir()) / container.id / "userdata"
+        _write_etc_files(container, userdata, [*others, endpoint], host_mode=False, in_place=True)
+        sync_rules()  # a published port may now go through this network
+        sync_dns()
 
 
 def unplug_running(container: Container, endpoint: Endpoint) -> None:
     path = netns_path(container.id)
     if path.exists():
         links.unplug(path, endpoint.ifname)
+        userdata = Path(conf.containers_dir()) / container.id / "userdata"
+        rest = [e for e in _endpoints(container) if e.pk != endpoint.pk]
+        _write_etc_files(container, userdata, rest, host_mode=False, in_place=True)
 
 
 def _endpoints(container: Container) -> list[Endpoint]:
@@ -388,8 +418,15 @@ def hostname(container: Container) -> str:
 
 
 def _write_etc_files(
-    container: Container, userdata: Path, endpoints: list[Endpoint], *, host_mode: bool
+    container: Container,
+    userdata: Path,
+    endpoints: list[Endpoint],
+    *,
+    host_mode: bool,
+    in_place: bool = False,
 ) -> None:
+    """hostname, hosts and resolv.conf; in_place for a running container, which has the files
+    bind-mounted (a renamed new file would not be seen through the mount)."""
     from engine.services import bundle
 
     _write_hostname(container, userdata)
@@ -418,8 +455,11 @@ def _write_etc_files(
     )
     if host_mode:
         resolv = host_resolv
-    bundle.write_atomic(userdata / "hosts", hosts_text.encode(), mode=0o644, sync=False)
-    bundle.write_atomic(userdata / "resolv.conf", resolv.encode(), mode=0o644, sync=False)
+    for name, text in (("hosts", hosts_text), ("resolv.conf", resolv)):
+        if in_place:
+            (userdata / name).write_text(text)
+        else:
+            bundle.write_atomic(userdata / name, text.encode(), mode=0o644, sync=False)
 
 
 def _default_gateway() -> str:
@@ -492,4 +532,5 @@ def clear_host_state() -> None:
     with locks.locked("network", "rules"):
         nft.run(rules.render(conf.net_tag(), [], []))
     with locks.locked("network", "dns"):
-        dns.apply(conf.dns_dir(), [])
+        for internal in (False, True):
+            dns.apply(conf.dns_dir(internal=internal), [])

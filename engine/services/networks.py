@@ -67,7 +67,7 @@ def resolve(ref: str) -> Network:
 
 
 def validate_name(name: str) -> str:
-    if not _NAME.match(name) or len(name) > 255:
+    if not _NAME.fullmatch(name) or len(name) > 255:
         raise InvalidArgument(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     return name
 
@@ -141,7 +141,7 @@ def create(
 
 
 def _check_bridge_name(name: str) -> None:
-    if not 0 < len(name) <= 15 or not re.match(r"^[A-Za-z0-9_.-]+$", name):
+    if not 0 < len(name) <= 15 or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise InvalidArgument(f"invalid bridge name {name!r}: up to 15 letters, digits, '.', '-' or '_'")
 
 
@@ -281,7 +281,7 @@ def connect(
             try:
                 netsetup.plug_running(container, endpoint)
             except Exception:
-                endpoint.delete()
+                endpoint.delete()  # plug_running took back what it made
                 raise
     events.record(
         "network",
@@ -308,6 +308,7 @@ def disconnect(network_ref: str, container_ref: str, *, force: bool = False) -> 
             netsetup.unplug_running(container, endpoint)
         with transaction.atomic():
             endpoint.delete()
+        netsetup.sync_rules()  # a published port must stop reaching the released address
         netsetup.sync_dns()
     events.record(
         "network",

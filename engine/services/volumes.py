@@ -34,7 +34,7 @@ def validate_name(name: str) -> str:
         raise InvalidArgument(
             "volume name is too short, names should be at least two alphanumeric characters"
         )
-    if not _NAME.match(name) or len(name) > 255:
+    if not _NAME.fullmatch(name) or len(name) > 255:
         raise InvalidArgument(
             f'"{name}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" '
             "are allowed. If you intended to pass a host directory, use absolute path"

@@ -203,9 +203,12 @@ def test_containers_on_different_networks_cannot_reach_each_other(berth_cli: Ber
 
 def test_connect_and_disconnect_a_running_container(berth_cli: BerthCLI, net: str) -> None:
     berth_cli.ok("run", "-d", "--name", "box", "busybox", "sleep", "1000")
+    assert "invalid network alias" in berth_cli.fail("network", "connect", "--alias", "a b", net, "box")
     berth_cli.ok("network", "connect", "--alias", "buddy", net, "box")
     links = berth_cli.ok("exec", "box", "ip", "-o", "-4", "addr")
     address = network_of(berth_cli, "box", net)["IPAddress"]
+    # The running container's own /etc/hosts follows (it is bind-mounted: rewritten in place).
+    assert address in berth_cli.ok("exec", "box", "cat", "/etc/hosts")
     assert f"eth1    inet {address}/" in links.replace("\\", " ") or address in links
     lookup = sh(berth_cli, net, "nslookup buddy")
     assert lookup.returncode == 0 and address in lookup.stdout, lookup.stdout + lookup.stderr
@@ -316,6 +319,23 @@ def test_outbound_traffic_is_masqueraded(berth_cli: BerthCLI, namespaces) -> Non
             server.wait()
 
 
+def test_the_outside_reaches_published_ports_only(berth_cli: BerthCLI, namespaces) -> None:  # type: ignore[no-untyped-def]
+    outside = namespaces(None, "198.18.9.2/30", "198.18.9.1/30")
+    port = free_port()
+    berth_cli.ok("run", "-d", "--name", "web", "-p", f"{port}:80", *HTTPD)
+    address = network_of(berth_cli, "web", "bridge")["IPAddress"]
+    subnet = json.loads(berth_cli.ok("network", "inspect", "bridge"))[0]["IPAM"]["Config"][0]["Subnet"]
+    # A neighbour that routes the containers' subnet through this host (a LAN peer could).
+    outside.run("ip", "route", "add", subnet, "via", "198.18.9.1")
+    fetch = (
+        "import socket,sys; c=socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2); c.close()"
+    )
+    published = outside.run("python3", "-c", fetch, "198.18.9.1", str(port), check=False)
+    assert published.returncode == 0, published.stderr
+    direct = outside.run("python3", "-c", fetch, address, "80", check=False)
+    assert direct.returncode != 0  # the host is no router onto container addresses
+
+
 PEER_PRINTER = """
 import socket, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -383,7 +403,7 @@ def dropped_to_loopback(table: str) -> int:
     chain = subprocess.run(
         ["nft", "list", "chain", "ip", table, "input"], capture_output=True, text=True
     ).stdout
-    line = next(line for line in chain.splitlines() if "127.0.0.0/8" in line and "drop" in line)
+    line = next(line for line in chain.splitlines() if "daddr 127.0.0.0/8" in line and "counter" in line)
     return int(line.split("packets")[1].split()[0])
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from engine.errors import InvalidArgument
 from engine.net import rules
 
 
@@ -89,3 +92,46 @@ def test_a_network_cannot_ask_another_networks_name_server() -> None:
     )
     assert 'iifname "b0" ip daddr { 10.0.1.1 } meta l4proto { tcp, udp } th dport 53 drop' in script
     assert 'iifname "b1" ip daddr { 10.0.0.1 } meta l4proto { tcp, udp } th dport 53 drop' in script
+
+
+def _two_bridges(**kwargs: object) -> str:
+    return rules.render(
+        "t",
+        [
+            rules.BridgeRule("b0", "10.0.0.0/24", gateway="10.0.0.1"),
+            rules.BridgeRule("b1", "10.0.1.0/24", **kwargs),
+        ],  # type: ignore[arg-type]
+        [rules.PortRule("127.0.0.1", 8080, "tcp", "10.0.0.2", 80)],
+    )
+
+
+def test_loopback_destinations_from_outside_are_never_translated() -> None:
+    prerouting = _two_bridges().split("chain prerouting {")[1].split("\n  }")[0]
+    assert prerouting.index("ip daddr 127.0.0.0/8 return") < prerouting.index("jump published")
+
+
+def test_nothing_enters_a_bridge_from_outside_unless_published_or_answered() -> None:
+    forward = _two_bridges().split("chain forward {")[1].split("\n  }")[0]
+    accept = forward.index("ct status dnat accept")
+    established = forward.index('oifname { "b0", "b1" } ct state established,related accept')
+    assert accept < established < forward.index('oifname { "b0", "b1" } iifname != { "b0", "b1" } drop')
+    assert 'iifname { "b0", "b1" } ip saddr 127.0.0.0/8 drop' in forward
+
+
+def test_internal_networks_are_cut_off_before_published_ports_are_accepted() -> None:
+    forward = _two_bridges(internal=True).split("chain forward {")[1].split("\n  }")[0]
+    assert forward.index('iifname "b1" oifname != "b1" drop') < forward.index("ct status dnat accept")
+
+
+@pytest.mark.parametrize(
+    ("bridges", "ports"),
+    [
+        ([rules.BridgeRule('b0" accept; flush ruleset', "10.0.0.0/24")], []),
+        ([], [rules.PortRule("", 80, "tcp dport 1 accept\n}\nflush ruleset", "10.0.0.2", 80)]),
+        ([], [rules.PortRule("", 0, "tcp", "10.0.0.2", 80)]),
+        ([], [rules.PortRule("", 80, "tcp", "10.0.0.2; flush ruleset", 80)]),
+    ],
+)
+def test_values_that_could_not_be_rules_are_refused(bridges: list, ports: list) -> None:  # type: ignore[type-arg]
+    with pytest.raises((InvalidArgument, ValueError)):
+        rules.render("t", bridges, ports)
