@@ -81,6 +81,14 @@ def mentions(directory: Path, container_id: str) -> bool:
     return False
 
 
+def has_records(directory: Path) -> bool:
+    """Whether the directory holds any network's file (so a server should be running for it)."""
+    try:
+        return any(p.name != PID_FILE for p in directory.iterdir())
+    except OSError:
+        return False
+
+
 def apply(directory: Path, networks: list[NetworkRecords], *, forward: bool = True) -> None:
     """Make the directory hold exactly these networks, then start or reload its server (or let it go).
 

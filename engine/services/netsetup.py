@@ -367,6 +367,20 @@ def sync_dns() -> None:
             dns.apply(conf.dns_dir(internal=is_internal), chosen, forward=not is_internal)
 
 
+def revive_dns() -> bool:
+    """Start the name servers again if one died while it had names to serve; True if it did.
+
+    Cheap when all is well (a directory listing and a pid check), so the housekeeping loop calls it.
+    """
+    for internal in (False, True):
+        directory = conf.dns_dir(internal=internal)
+        if dns.has_records(directory) and dns.running_pid(directory) is None:
+            logger.warning("aardvark-dns for %s was not running: starting it again", directory)
+            sync_dns()
+            return True
+    return False
+
+
 # -- connect and disconnect while running ------------------------------------------------------------
 
 

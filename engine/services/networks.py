@@ -13,6 +13,7 @@ import secrets
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
 
 from engine import conf, events, locks
 from engine.errors import AlreadyExists, InUse, InvalidArgument, InvalidState, NetworkNotFound
@@ -234,7 +235,12 @@ def remove(ref: str) -> Network:
                 hint="disconnect or remove them first",
             )
         network_id, bridge = network.id, network.bridge
-        network.delete()
+        try:
+            network.delete()
+        except ProtectedError:  # a container joined between the check and the delete
+            raise InUse(
+                f"network {network.name} is in use", hint="disconnect or remove its containers first"
+            ) from None
         netsetup.bring_down(bridge)
     events.record("network", "destroy", object_id=network_id, object_name=network.name)
     return network

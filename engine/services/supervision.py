@@ -137,7 +137,8 @@ def maintain() -> int:
 
     For every container recorded as active: rotate its log when it reached max-size, and record
     the exit of one whose exit file exists and apply --rm or its restart policy (in case its exit
-    command could not run; whichever comes first does it, under the lock). Never
+    command could not run; whichever comes first does it, under the lock); restart a name server
+    that died while it had names to serve. Never
     blocks on a busy container. Returns how many containers it acted on.
     """
     acted = 0
@@ -154,4 +155,9 @@ def maintain() -> int:
                         acted += 1
         except EngineError as exc:
             logger.warning("housekeeping of container %s: %s", container.name, exc)
+    try:
+        if netsetup.revive_dns():
+            acted += 1
+    except EngineError as exc:
+        logger.warning("restarting the name server: %s", exc)
     return acted

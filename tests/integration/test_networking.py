@@ -569,3 +569,31 @@ def test_network_actions_are_events_with_their_actor(berth_cli: BerthCLI, net: s
     assert all(e["User"].startswith("cli:") for e in network_events)
     # The refused removal is recorded too, as an error with the reason.
     assert any(e["Result"] == "error" and "nosuchnet" in e["Message"] for e in lines), lines[-3:]
+
+
+def test_the_housekeeping_loop_restarts_a_dead_name_server(engine_tx) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+
+    from engine import conf
+    from engine.net import dns
+    from engine.runtime.options import ContainerOptions
+    from engine.services import containers, lifecycle, networks, supervision, system
+
+    system.seed()
+    networks.create("names")
+    container = containers.create(
+        ContainerOptions(image="busybox", command=("sleep", "1000"), network="names")
+    )
+    try:
+        lifecycle.start(container.id)
+        pid = dns.running_pid(conf.dns_dir())
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: dns.running_pid(conf.dns_dir()) is None, what="the name server to die")
+        assert supervision.maintain() >= 1
+        assert dns.running_pid(conf.dns_dir()) not in (None, pid)
+        assert supervision.maintain() == 0  # nothing more to do once it runs
+    finally:
+        lifecycle.remove(container.id, force=True)
+        networks.remove("names")
