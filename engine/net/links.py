@@ -204,6 +204,19 @@ def plug(netns_path: Path, spec: EndpointSpec) -> None:
     attach_host_ends([(spec.host_ifname, spec.bridge)])
 
 
+def route_default(netns_path: Path, ifname: str, gateway: str) -> None:
+    """Inside a namespace: make the default route go through `gateway` on `ifname` (replacing any)."""
+
+    def work(ipr: IPRoute) -> None:
+        index = ipr.link("get", ifname=ifname)[0]["index"]
+        ipr.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=index)
+
+    try:
+        netns.enter(netns_path, work)
+    except NetlinkError as exc:
+        raise RuntimeFailure(f"could not route the container through {gateway}: {exc}") from exc
+
+
 def unplug(netns_path: Path, ifname: str) -> None:
     """Remove one endpoint from a namespace (network disconnect). Missing is fine."""
     try:

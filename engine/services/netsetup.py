@@ -405,12 +405,20 @@ def plug_running(container: Container, endpoint: Endpoint) -> None:
 
 
 def unplug_running(container: Container, endpoint: Endpoint) -> None:
+    """Take the interface away; if it carried the default route, the next network with a way out does."""
     path = netns_path(container.id)
-    if path.exists():
-        links.unplug(path, endpoint.ifname)
-        userdata = Path(conf.containers_dir()) / container.id / "userdata"
-        rest = [e for e in _endpoints(container) if e.pk != endpoint.pk]
-        _write_etc_files(container, userdata, rest, host_mode=False, in_place=True)
+    if not path.exists():
+        return
+    endpoints = _endpoints(container)
+    routed = next((e for e in endpoints if not e.network.internal), None)
+    links.unplug(path, endpoint.ifname)
+    rest = [e for e in endpoints if e.pk != endpoint.pk]
+    if routed is not None and routed.pk == endpoint.pk:
+        successor = next((e for e in rest if not e.network.internal), None)
+        if successor is not None:
+            links.route_default(path, successor.ifname, successor.network.gateway)
+    userdata = Path(conf.containers_dir()) / container.id / "userdata"
+    _write_etc_files(container, userdata, rest, host_mode=False, in_place=True)
 
 
 def _endpoints(container: Container) -> list[Endpoint]:

@@ -220,6 +220,15 @@ def test_connect_and_disconnect_a_running_container(berth_cli: BerthCLI, net: st
 # -- published ports ---------------------------------------------------------------------------------------
 
 
+def test_disconnecting_the_routed_network_moves_the_default_route(berth_cli: BerthCLI, net: str) -> None:
+    berth_cli.ok("run", "-d", "--name", "box", "busybox", "sleep", "1000")
+    berth_cli.ok("network", "connect", net, "box")
+    gateway = network_of(berth_cli, "box", net)["Gateway"]
+    berth_cli.ok("network", "disconnect", "bridge", "box")
+    routes = berth_cli.ok("exec", "box", "ip", "route")
+    assert f"default via {gateway}" in routes, routes
+
+
 def test_a_published_port_answers_on_loopback_after_the_cli_exited(berth_cli: BerthCLI) -> None:
     port = free_port()
     cid = berth_cli.ok("run", "-d", "--name", "web", "-p", f"{port}:80", *HTTPD).strip()
