@@ -521,8 +521,9 @@ def reconcile() -> None:
 
 
 def container_networks(container: Container) -> dict[str, Any]:
-    """Docker's NetworkSettings.Networks for inspect."""
+    """Docker's NetworkSettings.Networks for inspect: addresses only while the container is wired."""
     result: dict[str, Any] = {}
+    live = netns_path(container.id).exists()
     for e in _endpoints(container):
         network = e.network
         result[network.name] = {
@@ -531,10 +532,10 @@ def container_networks(container: Container) -> dict[str, Any]:
             "Aliases": list(e.aliases) or None,
             "MacAddress": e.mac,
             "NetworkID": network.id,
-            "EndpointID": f"{e.pk:064x}",
-            "Gateway": network.gateway if not network.internal else "",
-            "IPAddress": e.ip,
-            "IPPrefixLen": subnet_of(network).prefixlen,
+            "EndpointID": f"{e.pk:064x}" if live else "",
+            "Gateway": network.gateway if live and not network.internal else "",
+            "IPAddress": e.ip if live else "",
+            "IPPrefixLen": subnet_of(network).prefixlen if live else 0,
             "IPv6Gateway": "",
             "GlobalIPv6Address": "",
             "GlobalIPv6PrefixLen": 0,

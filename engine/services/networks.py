@@ -212,6 +212,7 @@ def inspect(ref: str) -> dict[str, Any]:
                 "IPv6Address": "",
             }
             for e in members(network)
+            if netsetup.netns_path(e.container_id).exists()  # Docker lists the running ones
         },
         "Options": dict(network.options),
         "Labels": dict(network.labels),
