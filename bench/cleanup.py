@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 
@@ -25,3 +26,15 @@ def exit_cleanly_on_signals() -> None:
     script in the background makes it ignore SIGINT otherwise)."""
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _exit_on_signal)
+
+
+def remove_containers() -> None:
+    """Force-remove every container of the benchmark's engine (Django must be set up), reporting failures."""
+    from engine.models import Container
+    from engine.services import lifecycle
+
+    for c in Container.objects.all():
+        try:
+            lifecycle.remove(c.id, force=True, volumes=True)
+        except Exception as exc:  # noqa: BLE001 — best effort at the end of a benchmark
+            print(f"cleanup of container {c.name}: {exc}", file=sys.stderr)

@@ -35,7 +35,7 @@ import threading
 import time
 from pathlib import Path
 
-from cleanup import exit_cleanly_on_signals, unmount_all
+from cleanup import exit_cleanly_on_signals, remove_containers, unmount_all
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -289,14 +289,10 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 def cleanup_engine() -> None:
-    from engine.models import Container, Network
-    from engine.services import lifecycle, networks
+    from engine.models import Network
+    from engine.services import networks
 
-    for c in Container.objects.all():
-        try:
-            lifecycle.remove(c.id, force=True, volumes=True)
-        except Exception as exc:  # noqa: BLE001 — best effort at the end of a benchmark
-            print(f"cleanup of container {c.name}: {exc}", file=sys.stderr)
+    remove_containers()
     for n in Network.objects.filter(predefined=False):
         try:
             networks.remove(n.id)

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from cleanup import exit_cleanly_on_signals, unmount_all
+from cleanup import exit_cleanly_on_signals, remove_containers, unmount_all
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -239,14 +239,7 @@ def run_cli() -> None:
 
 
 def cleanup_engine() -> None:
-    from engine.models import Container
-    from engine.services import lifecycle
-
-    for c in Container.objects.all():
-        try:
-            lifecycle.remove(c.id, force=True, volumes=True)
-        except Exception as exc:  # noqa: BLE001 — best effort at the end of a benchmark
-            print(f"cleanup of {c.id[:12]}: {exc}", file=sys.stderr)
+    remove_containers()
     _settle()
 
 
