@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,3 +39,16 @@ def remove_containers() -> None:
             lifecycle.remove(c.id, force=True, volumes=True)
         except Exception as exc:  # noqa: BLE001 — best effort at the end of a benchmark
             print(f"cleanup of container {c.name}: {exc}", file=sys.stderr)
+
+
+def hold_signals() -> None:
+    """From here on, signals wait: the clean-up must finish."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def remove_dirs(*paths: Path) -> None:
+    """Unmount what is left below each private directory, then delete it."""
+    for path in paths:
+        unmount_all(path)
+        shutil.rmtree(path, ignore_errors=True)

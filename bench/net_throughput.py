@@ -24,8 +24,6 @@ import ctypes
 import ipaddress
 import os
 import secrets
-import shutil
-import signal
 import socket
 import statistics
 import struct
@@ -35,7 +33,7 @@ import threading
 import time
 from pathlib import Path
 
-from cleanup import exit_cleanly_on_signals, remove_containers, unmount_all
+from cleanup import exit_cleanly_on_signals, hold_signals, remove_containers, remove_dirs
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -355,17 +353,13 @@ def main() -> int:
         )
         return 0
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_IGN)  # let the clean-up finish
+        hold_signals()
         if django_ready:
             try:
                 cleanup_engine()
             except Exception as exc:  # noqa: BLE001
                 print(f"cleanup: {exc}", file=sys.stderr)
-        unmount_all(ROOT)
-        unmount_all(RUN)
-        shutil.rmtree(ROOT, ignore_errors=True)
-        shutil.rmtree(RUN, ignore_errors=True)
+        remove_dirs(ROOT, RUN)
 
 
 if __name__ == "__main__":

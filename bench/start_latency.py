@@ -26,7 +26,6 @@ import json
 import os
 import pstats
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from cleanup import exit_cleanly_on_signals, remove_containers, unmount_all
+from cleanup import exit_cleanly_on_signals, hold_signals, remove_containers, remove_dirs
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -332,8 +331,7 @@ def main() -> int:
                 pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
         return 0
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_IGN)  # let the clean-up finish
+        hold_signals()
         for step in (cleanup_engine, teardown_network) if django_ready else ():
             try:
                 step()
@@ -341,10 +339,7 @@ def main() -> int:
                 print(f"cleanup ({step.__name__}): {exc}", file=sys.stderr)
         if base is not None:
             base.close()
-        unmount_all(ROOT)
-        unmount_all(RUN)
-        shutil.rmtree(ROOT, ignore_errors=True)
-        shutil.rmtree(RUN, ignore_errors=True)
+        remove_dirs(ROOT, RUN)
 
 
 if __name__ == "__main__":

@@ -390,8 +390,7 @@ def plug_running(container: Container, endpoint: Endpoint) -> None:
     if not path.exists():
         raise InvalidState(f"container {container.name} has no network namespace of its own to join")
     network = endpoint.network
-    if links.ensure_bridge(network.bridge, gateway=network.gateway, prefixlen=subnet_of(network).prefixlen):
-        sync_rules()
+    links.ensure_bridge(network.bridge, gateway=network.gateway, prefixlen=subnet_of(network).prefixlen)
     others = [e for e in _endpoints(container) if e.pk != endpoint.pk]
     # The first network with a way out gives the default route; a later one adds none.
     routed = not network.internal and all(e.network.internal for e in others)
