@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "reconcile", help="Do what the server does when it starts: match records, rules and names to reality"
     )
     p.set_defaults(handler=cmd_reconcile)
+    p = sub.add_parser("serve-api", help="Serve the Docker Engine API on $BERTH_RUN/docker.sock")
+    p.add_argument("--socket", help="listen on this path instead")
+    p.set_defaults(handler=cmd_serve_api)
     for parent, name in ((sub, "events"), (system_group, "events")):
         p = parent.add_parser(name, help="Show the engine's events (the audit log)")
         p.add_argument("--since", help="events after this time (RFC 3339, Unix time or a duration like 10m)")
@@ -43,6 +46,23 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     supervision.reconcile_all()
+    return 0
+
+
+def cmd_serve_api(args: argparse.Namespace) -> int:
+    import signal
+    from pathlib import Path
+
+    from engine.api.server import Server
+
+    server = Server(Path(args.socket) if args.socket else None)
+    signal.signal(signal.SIGTERM, lambda *_: server.close())
+    supervision.reconcile_all()
+    sys.stderr.write(f"Docker API listening on unix://{server.path}\n")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.close()
     return 0
 
 

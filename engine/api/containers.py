@@ -1,0 +1,3 @@
+"""Docker API: containers endpoints."""
+
+from __future__ import annotations

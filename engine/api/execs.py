@@ -1,0 +1,3 @@
+"""Docker API: execs endpoints."""
+
+from __future__ import annotations

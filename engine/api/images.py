@@ -1,0 +1,3 @@
+"""Docker API: images endpoints."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Docker API: networks endpoints."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Docker API: volumes endpoints."""
+
+from __future__ import annotations
