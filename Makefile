@@ -46,7 +46,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 venv: $(VENV)/.installed
 
+# The Docker API socket ($(BERTH_RUN)/docker.sock) runs beside the dashboard and stops with it.
 run: setup
+	$(PY) manage.py berth serve-api & api=$$!; \
+	trap 'kill $$api 2>/dev/null; wait $$api' EXIT INT TERM; \
 	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) dashboard.asgi:application
 
 lint: venv
