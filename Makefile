@@ -9,7 +9,7 @@ export BERTH_ROOT ?= /var/lib/berth
 export BERTH_RUN ?= /run/berth
 
 # Debian packages: the runtime, the supervisor, the seed image's busybox, the firewall tool, an init;
-# and for tests a registry, skopeo and the browser.
+# and for tests a registry, skopeo, the browser (and docker-compose, below).
 RUN_PACKAGES := runc conmon busybox-static nftables tini catatonit zstd aardvark-dns
 TEST_PACKAGES := skopeo docker-registry chromium
 # binary that proves each package is installed (package:path)
@@ -34,6 +34,12 @@ packages:
 		echo "installing:$$missing"; \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get update -qq && apt-get install -y -qq $$missing; \
+	fi
+	@# docker-compose Recommends docker.io: without recommends, so no Docker daemon lands on the machine.
+	@if [ ! -e /usr/bin/docker-compose ]; then \
+		echo "installing: docker-compose (without recommends)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-compose; \
 	fi
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
