@@ -304,6 +304,8 @@ class Connection:
             raise
         except EngineError as exc:
             result = Response(status=_status_of(exc), body=error_body(str(exc)))
+            if method not in ("GET", "HEAD") and result.status >= 400:
+                _record_failure(request, str(exc), self.actor)
         except h11.LocalProtocolError:
             raise ClientGone("the response could not be framed") from None
         except Exception as exc:  # noqa: BLE001 - every failure becomes Docker's error shape
@@ -317,6 +319,32 @@ class Connection:
             raise ClientGone("a response was already started")
         self._send_response(result, head=head)
         return "ok"
+
+
+_OBJECT_TYPES = {
+    "containers": "container",
+    "images": "image",
+    "build": "image",
+    "volumes": "volume",
+    "networks": "network",
+    "exec": "exec",
+    "auth": "registry",
+}
+
+
+def _record_failure(request: Request, message: str, actor: str) -> None:
+    """A refused or failed change is an audit event too: who tried what on which object, and why."""
+    segments = [part for part in request.path.split("/") if part]
+    object_type = _OBJECT_TYPES.get(segments[0] if segments else "", "api")
+    obj = request.params.get("id") or request.params.get("name") or ""
+    if request.method == "DELETE":
+        action = "delete"
+    elif len(segments) > 1 and segments[-1] != obj:
+        action = segments[-1]
+    else:
+        action = segments[0] if segments else "request"
+    with contextlib.suppress(Exception):  # recording must not hide the original error
+        events.record(object_type, action[:32], object_name=obj[:200], result="error", message=message, actor=actor)
 
 
 def _status_of(exc: EngineError) -> int:
