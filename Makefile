@@ -46,11 +46,16 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
-	printf '#!/bin/sh\nexec "%s/$(VENV)/bin/python" "%s/manage.py" berth "$$@"\n' "$(CURDIR)" "$(CURDIR)" > $(VENV)/bin/berth
-	chmod +x $(VENV)/bin/berth
 	touch $@
 
-venv: $(VENV)/.installed
+# `berth` is the thin client (engine/cli/thin.py): it answers through a running API server and execs
+# `manage.py berth` otherwise. -S -P: no site-packages and no script directory on sys.path (it needs
+# neither, and both cost start-up time).
+$(VENV)/bin/berth: $(VENV)/.installed Makefile
+	printf '#!%s/$(VENV)/bin/python -SP\nimport sys\nsys.path.insert(0, "%s")\nfrom engine.cli.thin import main\nsys.exit(main())\n' "$(CURDIR)" "$(CURDIR)" > $@
+	chmod +x $@
+
+venv: $(VENV)/.installed $(VENV)/bin/berth
 
 # The Docker API socket ($(BERTH_RUN)/docker.sock) runs beside the dashboard and stops with it.
 run: setup

@@ -98,7 +98,20 @@ def resolve(method: str, path: str) -> tuple[Handler, dict[str, str]]:
 
 def ensure_loaded() -> None:
     """Import every handler module so that their routes are registered."""
-    from engine.api import containers, execs, images, networks, stubs, system, volumes  # noqa: F401
+    from engine.api import (  # noqa: F401
+        archive,
+        attach,
+        build,
+        containers,
+        containerstreams,
+        events,
+        execs,
+        images,
+        networks,
+        stubs,
+        system,
+        volumes,
+    )
 
 
 __all__ = ["Request", "Response", "route", "resolve", "split_version", "ensure_loaded"]

@@ -27,7 +27,7 @@ import h11
 from engine import events
 from engine.api import router
 from engine.api.http import ApiError, BodyReader, Hijack, Request, Response, Stream, error_body
-from engine.errors import EngineError
+from engine.errors import EngineError, NotFound
 
 log = logging.getLogger("berth.api")
 
@@ -303,7 +303,7 @@ class Connection:
         except ClientGone:
             raise
         except EngineError as exc:
-            result = Response(status=_status_of(exc), body=error_body(str(exc)))
+            result = Response(status=_status_of(exc), body=error_body(_docker_message(exc)))
             if method not in ("GET", "HEAD") and result.status >= 400:
                 _record_failure(request, str(exc), self.actor)
         except h11.LocalProtocolError:
@@ -345,6 +345,14 @@ def _record_failure(request: Request, message: str, actor: str) -> None:
         action = segments[0] if segments else "request"
     with contextlib.suppress(Exception):  # recording must not hide the original error
         events.record(object_type, action[:32], object_name=obj[:200], result="error", message=message, actor=actor)
+
+
+def _docker_message(exc: EngineError) -> str:
+    """Docker capitalises its not-found messages, and clients test for them (compose: 'No such image')."""
+    message = str(exc)
+    if isinstance(exc, NotFound) and message.startswith("no such "):
+        return "N" + message[1:]
+    return message
 
 
 def _status_of(exc: EngineError) -> int:

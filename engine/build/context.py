@@ -332,7 +332,10 @@ def unpack_tar(stream: BinaryIO, dest: Path) -> None:
             member.name = name
             if member.islnk():
                 member.linkname = _clean(member.linkname)
-            out.addfile(member, src.extractfile(member) if member.isreg() else None)
+            try:
+                out.addfile(member, src.extractfile(member) if member.isreg() else None)
+            except tarfile.TarError as exc:  # a body cut short: "unexpected end of data"
+                raise InvalidArgument(f"invalid build context archive: {exc}") from None
 
     with layerdiff.TarPipe(rewrite) as piped:
         layer_store.unpack(piped, dest)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from engine.cli import (
     build_commands,
     container_commands,
+    file_commands,
     image_commands,
     network_commands,
     registry_commands,
@@ -30,6 +31,7 @@ MODULES = [
     network_commands,
     registry_commands,
     build_commands,
+    file_commands,
 ]
 
 

@@ -1,4 +1,4 @@
-"""CLI system commands: events, system check, system reconcile."""
+"""CLI system commands: info, version, events, system check/reconcile/df."""
 
 from __future__ import annotations
 
@@ -18,6 +18,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = system_group.add_parser("check", help="Look for damage in the image store")
     p.add_argument("--quick", action="store_true", help="do not re-hash blobs")
     p.set_defaults(handler=cmd_check)
+    p = system_group.add_parser("df", help="Show disk usage by images, containers and volumes")
+    p.add_argument("-v", "--verbose", action="store_true", help="one line per image, container and volume")
+    p.set_defaults(handler=cmd_df)
+    for parent in (sub, system_group):
+        p = parent.add_parser("info", help="Show engine-wide information")
+        p.add_argument("--format", help="json for the whole summary as JSON")
+        p.set_defaults(handler=cmd_info)
+    p = sub.add_parser("version", help="Show the versions of Berth, runc and conmon")
+    p.add_argument("--format", help="json for the versions as JSON")
+    p.set_defaults(handler=cmd_version)
     p = system_group.add_parser(
         "reconcile", help="Do what the server does when it starts: match records, rules and names to reality"
     )
@@ -42,6 +52,142 @@ def cmd_check(args: argparse.Namespace) -> int:
         sys.stdout.write(line + "\n")
     sys.stdout.write(f"{len(problems)} problem(s) found\n" if problems else "no problems found\n")
     return 1 if problems else 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    facts = system.summary()
+    if args.format == "json":
+        render.print_json(facts)
+        return 0
+    if args.format:
+        raise InvalidArgument(f"unsupported --format {args.format!r} (use json)")
+    n = facts["counts"]
+    runtime, conmon = facts["runtime"], facts["conmon"]
+    lines = [
+        f"Containers: {n['containers']}",
+        f" Running: {n['running']}",
+        f" Paused: {n['paused']}",
+        f" Stopped: {n['stopped']}",
+        f"Images: {n['images']}",
+        f"Volumes: {n['volumes']}",
+        f"Server Version: {system.VERSION}",
+        f"Storage Driver: overlay (backing file system: {facts['backing_fs']})",
+        f"Cgroup Driver: {facts['cgroup_driver']}",
+        f"Cgroup Version: {facts['cgroup_mode']}",
+        f"Runtime: {runtime['binary']} ({runtime['version'] or 'not found'})",
+        f"Conmon: {conmon['binary']} ({conmon['version'] or 'not found'})",
+        f"Security Options: {', '.join(facts['security'])}",
+        f"Kernel Version: {facts['kernel']}",
+        f"Operating System: {facts['os']}",
+        f"Architecture: {facts['arch']}",
+        f"CPUs: {facts['cpus']}",
+        f"Total Memory: {render.human_size(facts['memory'])}",
+        f"Name: {facts['name']}",
+        f"ID: {facts['id']}",
+        f"Root Dir: {facts['root']}",
+    ]
+    sys.stdout.write("".join(line + "\n" for line in lines))
+    for warning in facts["warnings"]:
+        sys.stderr.write(warning + "\n")
+    return 0
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    host = system.info()
+    found = {
+        "Berth": system.VERSION,
+        "runc": host["runtime"]["version"] or f"not found ({host['runtime']['error']})",
+        "conmon": host["conmon"]["version"] or f"not found ({host['conmon']['error']})",
+        "Kernel": host["kernel"],
+    }
+    if args.format == "json":
+        render.print_json(found)
+        return 0
+    if args.format:
+        raise InvalidArgument(f"unsupported --format {args.format!r} (use json)")
+    render.table(["COMPONENT", "VERSION"], list(found.items()))
+    return 0
+
+
+def cmd_df(args: argparse.Namespace) -> int:
+    detail = system.disk_usage_detail()
+    images, containers, volumes = detail["images"], detail["containers"], detail["volumes"]
+    if args.verbose:
+        return _df_verbose(images, containers, volumes)
+    unused_images = [r for r in images if not r["containers"]]
+    stopped = [r for r in containers if r["container"].state not in ("running", "paused", "restarting")]
+    unused_volumes = [r for r in volumes if not r["ref_count"]]
+    image_total = detail["layers_size"]
+    rows = [
+        [
+            "Images",
+            len(images),
+            len(images) - len(unused_images),
+            render.human_size(image_total),
+            _reclaimable(sum(r["size"] - r["shared"] for r in unused_images), image_total),
+        ],
+        [
+            "Containers",
+            len(containers),
+            len(containers) - len(stopped),
+            render.human_size(sum(r["size_rw"] for r in containers)),
+            _reclaimable(sum(r["size_rw"] for r in stopped), sum(r["size_rw"] for r in containers)),
+        ],
+        [
+            "Local Volumes",
+            len(volumes),
+            len(volumes) - len(unused_volumes),
+            render.human_size(sum(r["size"] for r in volumes)),
+            _reclaimable(sum(r["size"] for r in unused_volumes), sum(r["size"] for r in volumes)),
+        ],
+    ]
+    render.table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], rows)
+    return 0
+
+
+def _reclaimable(part: int, total: int) -> str:
+    percent = f" ({part * 100 // total}%)" if total else ""
+    return render.human_size(part) + percent
+
+
+def _df_verbose(images: list, containers: list, volumes: list) -> int:  # type: ignore[type-arg]
+    from engine.services.images import familiar_tags
+
+    sys.stdout.write("Images space usage:\n\n")
+    render.table(
+        ["IMAGE", "IMAGE ID", "SIZE", "SHARED SIZE", "UNIQUE SIZE", "CONTAINERS"],
+        [
+            [
+                ", ".join(familiar_tags(r["image"])) or "<none>",
+                r["image"].short_id,
+                render.human_size(r["size"]),
+                render.human_size(r["shared"]),
+                render.human_size(r["size"] - r["shared"]),
+                r["containers"],
+            ]
+            for r in images
+        ],
+    )
+    sys.stdout.write("\nContainers space usage:\n\n")
+    render.table(
+        ["CONTAINER ID", "IMAGE", "SIZE", "STATUS", "NAMES"],
+        [
+            [
+                r["container"].short_id,
+                r["container"].image_ref,
+                render.human_size(r["size_rw"]),
+                r["container"].state,
+                r["container"].name,
+            ]
+            for r in containers
+        ],
+    )
+    sys.stdout.write("\nLocal Volumes space usage:\n\n")
+    render.table(
+        ["VOLUME NAME", "LINKS", "SIZE"],
+        [[r["volume"].name, r["ref_count"], render.human_size(r["size"])] for r in volumes],
+    )
+    return 0
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:

@@ -115,6 +115,32 @@ def delete_argv(root: Path, container_id: str, *, force: bool = False) -> list[s
     return ["--root", str(root), "delete", *(["--force"] if force else []), container_id]
 
 
+def update_argv(
+    root: Path,
+    container_id: str,
+    *,
+    memory: int | None = None,
+    memory_swap: int | None = None,
+    cpu_quota: int | None = None,
+    cpu_period: int | None = None,
+    cpu_shares: int | None = None,
+    pids_limit: int | None = None,
+) -> list[str]:
+    """Build `runc update` for the limits given (None leaves a limit as it is; -1 is unlimited)."""
+    argv = ["--root", str(root), "update"]
+    for flag, value in (
+        ("--memory", memory),
+        ("--memory-swap", memory_swap),
+        ("--cpu-period", cpu_period),
+        ("--cpu-quota", cpu_quota),
+        ("--cpu-share", cpu_shares),
+        ("--pids-limit", pids_limit),
+    ):
+        if value is not None:
+            argv += [flag, str(value)]
+    return [*argv, container_id]
+
+
 def exec_argv(
     root: Path,
     container_id: str,
@@ -182,6 +208,10 @@ class Runc:
     def delete(self, container_id: str, *, force: bool = False) -> None:
         """Delete the container; ContainerGone if it is already gone (cleanup may ignore that)."""
         self._run(delete_argv(self.root, container_id, force=force))
+
+    def update(self, container_id: str, **limits: int | None) -> None:
+        """Change a live container's cgroup limits (see update_argv for the keywords)."""
+        self._run(update_argv(self.root, container_id, **limits))
 
     def ps(self, container_id: str) -> builtins.list[int]:
         """Return the host pids of every process in the container."""

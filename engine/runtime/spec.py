@@ -125,6 +125,7 @@ class SpecInput:
     memory_swap: int | None = None  # memory + swap, as Docker's --memory-swap; -1 unlimited
     cpu_quota: int | None = None
     cpu_period: int | None = None
+    cpu_shares: int | None = None  # relative weight (Docker's --cpu-shares; runc maps it on cgroup v2)
     pids_limit: int | None = DEFAULT_PIDS_LIMIT
     no_new_privileges: bool = True
     cgroups_path: str | None = None
@@ -375,6 +376,10 @@ def _resources(inp: SpecInput) -> dict[str, Any]:
             cpu["quota"] = inp.cpu_quota
         cpu["period"] = inp.cpu_period if inp.cpu_period is not None else 100000
         res["cpu"] = cpu
+    if inp.cpu_shares:
+        if inp.cpu_shares < 2:
+            raise InvalidArgument("CPU shares must be at least 2")
+        res.setdefault("cpu", {})["shares"] = inp.cpu_shares
     if inp.pids_limit is not None:
         if inp.pids_limit < 1 and inp.pids_limit != -1:
             raise InvalidArgument("pids limit must be positive (or -1 for unlimited)")

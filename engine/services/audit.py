@@ -45,6 +45,11 @@ def list_events(query: EventQuery, *, after_id: int = 0) -> list[Event]:
     return list(qs.order_by("id"))
 
 
+def latest_id() -> int:
+    """The newest event's id (0 when there are none): where a follower starts to see only new events."""
+    return Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
 def as_dict(event: Event) -> dict[str, Any]:
     """Docker's event shape, plus who did it and the result."""
     return {

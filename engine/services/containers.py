@@ -403,7 +403,11 @@ def list_containers(
     for key in filters:
         if key not in known:
             raise InvalidArgument(f"invalid filter {key!r} (use {', '.join(sorted(known))})")
-    qs = Container.objects.select_related("image").prefetch_related("mounts").order_by("-created")
+    qs = (
+        Container.objects.select_related("image")
+        .prefetch_related("mounts__volume", "endpoints__network")
+        .order_by("-created")
+    )
     if not all and not filters.get("status") and not last:
         qs = qs.filter(state__in=[ContainerState.RUNNING, ContainerState.PAUSED, ContainerState.RESTARTING])
     statuses = filters.get("status", [])

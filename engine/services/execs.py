@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import secrets
 import signal
+import struct
 import subprocess
+import termios
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,11 +40,16 @@ class ExecRequest:
     user: str | None = None
     workdir: str | None = None
     detach: bool = False
+    console_size: tuple[int, int] | None = None  # (rows, cols) of the terminal at start, with tty
 
 
 @dataclass
 class Terminal:
-    """A live exec with a pseudo-terminal: the caller owns `master_fd` and must call `close_session`.
+    """A live exec: the caller owns its fds and must call `close_session`.
+
+    With a pseudo-terminal `master_fd` is the pty; without one (`open_session` of a non-tty
+    request) the process's stdio are pipes: `stdin_fd` (write end, -1 when stdin is not attached),
+    `stdout_fd` and `stderr_fd` (read ends), and `master_fd` is -1.
 
     The exec process is this process's child (adopted through a subreaper window while runc
     exits), and a thread reaps exactly that pid the moment it exits: an unreaped exec zombie would
@@ -56,6 +64,9 @@ class Terminal:
     exit_code: int | None = None
     reaped: threading.Event = field(default_factory=threading.Event)
     pidfd: int = -1
+    stdin_fd: int = -1
+    stdout_fd: int = -1
+    stderr_fd: int = -1
 
 
 def _exec_dir(container_id: str) -> Path:
@@ -94,9 +105,37 @@ def _prepare(container: Container, request: ExecRequest, session_id: str) -> Pat
         }
     )
     process.pop("consoleSize", None)
+    if request.tty and request.console_size and all(request.console_size):
+        rows, cols = request.console_size
+        process["consoleSize"] = {"height": rows, "width": cols}
     path = _exec_dir(container.id) / f"{session_id}.json"
     path.write_text(json.dumps(process))
     return path
+
+
+def check_request(request: ExecRequest) -> None:
+    """Refuse a request that could never start (no command, a bad variable or working directory)."""
+    if not request.command:
+        raise InvalidArgument("exec needs a command")
+    for item in request.env:
+        if not item.partition("=")[0]:
+            raise InvalidArgument(f"invalid environment variable {item!r}")
+    if request.workdir:
+        if not request.workdir.startswith("/"):
+            raise InvalidArgument(
+                f"the working directory '{request.workdir}' is invalid, it needs to be an absolute path"
+            )
+        spec.validate_workdir(request.workdir)
+
+
+def resize(terminal: Terminal, rows: int, cols: int) -> None:
+    """Set the size of a session's pseudo-terminal (nothing to do for a session without one)."""
+    if terminal.master_fd < 0:
+        return
+    try:
+        fcntl.ioctl(terminal.master_fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot resize the exec's terminal: {exc}") from exc
 
 
 def _running(ref: str) -> Container:
@@ -172,8 +211,6 @@ def _explain_failure(code: int) -> int:
 
 def open_terminal(ref: str, request: ExecRequest) -> Terminal:
     """Start an exec with a pseudo-terminal and return its master fd (for the dashboard's terminal)."""
-    container = _running(ref)
-    session_id = secrets.token_hex(32)
     tty_request = ExecRequest(
         command=request.command,
         tty=True,
@@ -181,8 +218,23 @@ def open_terminal(ref: str, request: ExecRequest) -> Terminal:
         env=request.env,
         user=request.user,
         workdir=request.workdir,
+        console_size=request.console_size,
     )
-    process_json = _prepare(container, tty_request, session_id)
+    return open_session(ref, tty_request)
+
+
+def open_session(ref: str, request: ExecRequest, *, session_id: str | None = None) -> Terminal:
+    """Start an exec in the background and return its live session (the Docker API's exec start).
+
+    With `request.tty` the session has a pty (`master_fd`); without, pipes for stdin (only if
+    `request.interactive`), stdout and stderr. The exit code is collected as for `open_terminal`;
+    a process that cannot start (unknown command) raises RuntimeFailure with runc's reason.
+    """
+    container = _running(ref)
+    session_id = session_id or secrets.token_hex(32)
+    if not request.tty:
+        return _open_piped(container, request, session_id)
+    process_json = _prepare(container, request, session_id)
     directory = _exec_dir(container.id)
     pid_file = directory / f"{session_id[:12]}.pid"
     socket_path = directory / f"{session_id[:12]}.sock"
@@ -228,8 +280,88 @@ def open_terminal(ref: str, request: ExecRequest) -> Terminal:
     pid_file.unlink(missing_ok=True)
     terminal = Terminal(session_id=session_id, container_id=container.id, master_fd=master, pid=pid)
     _watch(terminal)
-    _record(container, session_id, tty_request, pid)
+    _record(container, session_id, request, pid)
     return terminal
+
+
+def _open_piped(container: Container, request: ExecRequest, session_id: str) -> Terminal:
+    """runc exec --detach with pipes as the process's stdio (they pass from runc to the process)."""
+    process_json = _prepare(container, request, session_id)
+    pid_file = _exec_dir(container.id) / f"{session_id[:12]}.pid"
+    ours: list[int] = []  # the ends this process keeps
+    theirs: list[int] = []  # the ends runc hands on to the exec process
+    try:
+        if request.interactive:
+            stdin_read, stdin_write = os.pipe2(os.O_CLOEXEC)
+            ours.append(stdin_write)
+            theirs.append(stdin_read)
+        out_read, out_write = os.pipe2(os.O_CLOEXEC)
+        err_read, err_write = os.pipe2(os.O_CLOEXEC)
+        ours += [out_read, err_read]
+        theirs += [out_write, err_write]
+        with _adopting_orphans():
+            bundle.runc().exec(
+                container.id,
+                process_json=process_json,
+                pid_file=pid_file,
+                detach=True,
+                stdin=stdin_read if request.interactive else subprocess.DEVNULL,
+                stdout=out_write,
+                stderr=err_write,
+                timeout=30,
+            )
+    except RuntimeFailure:
+        # runc wrote its reason to the stderr it was given, which is our pipe: read it back.
+        for fd in theirs:
+            os.close(fd)
+        theirs.clear()
+        reason = _drain(ours[-1]).decode(errors="replace").strip()
+        for fd in ours:
+            os.close(fd)
+        ours.clear()
+        raise RuntimeFailure(f"exec in {container.name} failed: {reason or 'runc exec failed'}") from None
+    except BaseException:
+        for fd in ours:
+            os.close(fd)
+        ours.clear()
+        raise
+    finally:
+        for fd in theirs:
+            os.close(fd)
+        process_json.unlink(missing_ok=True)
+        if not ours:
+            pid_file.unlink(missing_ok=True)
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        pid = 0
+    pid_file.unlink(missing_ok=True)
+    terminal = Terminal(
+        session_id=session_id,
+        container_id=container.id,
+        master_fd=-1,
+        pid=pid,
+        stdin_fd=ours[0] if request.interactive else -1,
+        stdout_fd=ours[-2],
+        stderr_fd=ours[-1],
+    )
+    _watch(terminal)
+    _record(container, session_id, request, pid)
+    return terminal
+
+
+def _drain(fd: int) -> bytes:
+    """What is left in a pipe whose writers are all closed (at most 64 KiB)."""
+    data = b""
+    try:
+        while len(data) < 65536:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        pass
+    return data
 
 
 _PR_GET_CHILD_SUBREAPER = 37
@@ -285,10 +417,11 @@ def close_session(terminal: Terminal, *, timeout: float = 5.0) -> int | None:
 
     Returns the exec's exit code (None if unknown); the container itself is never touched.
     """
-    try:
-        os.close(terminal.master_fd)
-    except OSError:
-        pass
+    for fd in (terminal.master_fd, terminal.stdin_fd, terminal.stdout_fd, terminal.stderr_fd):
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    terminal.master_fd = terminal.stdin_fd = terminal.stdout_fd = terminal.stderr_fd = -1
     if not terminal.reaped.is_set() and terminal.pidfd >= 0:
         with contextlib.suppress(ProcessLookupError, OSError):
             signal.pidfd_send_signal(terminal.pidfd, signal.SIGKILL)

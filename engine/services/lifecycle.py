@@ -7,12 +7,14 @@ through `_transition` (the one place that assigns a state) which also records th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
 import signal as signals
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.utils import timezone
@@ -133,16 +135,64 @@ def _finish(container: Container, code: int, *, error: str = "") -> None:
         events.record("container", "oom", object_id=container.id, object_name=container.name)
 
 
+def _plainly_running(container: Container) -> bool:
+    """Running by the record, no exit file yet, and its process alive: nothing to reconcile.
+
+    A pause made outside Berth (runc pause by hand) is then noticed by the next full reconcile
+    (`maintain`, start-up), not by every list.
+    """
+    if container.state != ContainerState.RUNNING:
+        return False
+    return not bundle.paths(container.id).exit_file.exists() and _alive(container.pid)
+
+
 def refresh(container: Container) -> Container:
     """Reconcile under the lock when the record says the container is active (cheap otherwise)."""
     if container.state not in ACTIVE:
         return container
+    if _plainly_running(container):
+        return container  # the common case costs a file probe and a kill(0), not a lock and runc
     with locks.locked("container", container.id):
         _fresh(container)
         return reconcile(container)
 
 
 # -- start --------------------------------------------------------------------------------------
+
+# Callbacks run, like `before_start`, between create and `runc start` of a container started by this
+# process: the API's attach registers here because its request arrives before the start request.
+_start_observers: dict[str, list[Callable[[bundle.Paths], None]]] = {}
+_start_observers_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def observing_start(container_id: str, callback: Callable[[bundle.Paths], None]) -> Iterator[None]:
+    """Run `callback(paths)` before `runc start` of every start of the container in this process.
+
+    The callback runs with the container's lock held and must be quick; what it raises is logged
+    and does not stop the start.
+    """
+    with _start_observers_lock:
+        _start_observers.setdefault(container_id, []).append(callback)
+    try:
+        yield
+    finally:
+        with _start_observers_lock:
+            callbacks = _start_observers.get(container_id, [])
+            if callback in callbacks:
+                callbacks.remove(callback)
+            if not callbacks:
+                _start_observers.pop(container_id, None)
+
+
+def _notify_start_observers(container_id: str) -> None:
+    with _start_observers_lock:
+        callbacks = list(_start_observers.get(container_id, ()))
+    for callback in callbacks:
+        try:
+            callback(bundle.paths(container_id))
+        except Exception:  # noqa: BLE001 — an observer must not fail the start
+            logger.exception("start observer of container %s failed", container_id)
 
 
 def start(ref: str, *, before_start: Callable[[bundle.Paths], None] | None = None) -> Container:
@@ -181,6 +231,7 @@ def _start_locked(
             raise failure from None
         if before_start is not None:
             before_start(bundle.paths(container.id))
+        _notify_start_observers(container.id)
         bundle.runc().start(container.id)
         _transition(
             container,

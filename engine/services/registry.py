@@ -43,9 +43,9 @@ def credential_store() -> CredentialStore:
     return CredentialStore(conf.root() / "auth.json")
 
 
-def client_for(domain: str) -> RegistryClient:
-    """A client for `domain` carrying the stored credentials, if any."""
-    return RegistryClient(domain, credentials=credential_store().get(domain))
+def client_for(domain: str, credentials: Credentials | None = None) -> RegistryClient:
+    """A client for `domain` carrying `credentials`, else the stored ones, if any."""
+    return RegistryClient(domain, credentials=credentials or credential_store().get(domain))
 
 
 def parse_platform(value: str | None) -> formats.Platform:
@@ -58,7 +58,13 @@ def parse_platform(value: str | None) -> formats.Platform:
     return formats.Platform(os=parts[0], architecture=parts[1], variant=parts[2] if len(parts) == 3 else None)
 
 
-def pull(ref: str, *, platform: str | None = None, progress: Progress = ignore) -> Image:
+def pull(
+    ref: str,
+    *,
+    platform: str | None = None,
+    progress: Progress = ignore,
+    credentials: Credentials | None = None,
+) -> Image:
     """Pull `ref` (name[:tag] or name@digest) and return the stored image.
 
     Tags the image with the reference when pulled by tag and records repository@manifest-digest.
@@ -69,7 +75,7 @@ def pull(ref: str, *, platform: str | None = None, progress: Progress = ignore) 
     want = parse_platform(platform)
     before = _existing(parsed)
     try:
-        image, manifest_digest = _pull(parsed, want, progress)
+        image, manifest_digest = _pull(parsed, want, progress, credentials)
     except EngineError as exc:
         events.record("image", "pull", object_name=parsed.familiar(), result="error", message=str(exc))
         raise
@@ -89,8 +95,10 @@ def _existing(parsed: reference.Reference) -> str | None:
         return None
 
 
-def _pull(parsed: reference.Reference, want: formats.Platform, progress: Progress) -> tuple[Image, str]:
-    client = client_for(parsed.domain)
+def _pull(
+    parsed: reference.Reference, want: formats.Platform, progress: Progress, credentials: Credentials | None
+) -> tuple[Image, str]:
+    client = client_for(parsed.domain, credentials)
     where = parsed.digest or parsed.tag or "latest"
     progress(OutputLine(f"{where}: Pulling from {parsed.path}"))
     top = client.get_manifest(parsed.path, where)
@@ -207,7 +215,7 @@ def _download_layer(
     raise AssertionError("unreachable")
 
 
-def push(ref: str, *, progress: Progress = ignore) -> PushResult:
+def push(ref: str, *, progress: Progress = ignore, credentials: Credentials | None = None) -> PushResult:
     """Push the local image named `ref` to its registry under its tag; return the manifest digest.
 
     Uploads only blobs the registry lacks, then PUTs an OCI manifest. Raise ImageNotFound when no local
@@ -220,7 +228,7 @@ def push(ref: str, *, progress: Progress = ignore) -> PushResult:
         image = images.resolve(str(parsed))
     except ImageNotFound:
         raise ImageNotFound(f"an image does not exist locally with the tag: {parsed.familiar()}") from None
-    client = client_for(parsed.domain)
+    client = client_for(parsed.domain, credentials)
     store = imagestore.blob_store()
     progress(OutputLine(f"The push refers to repository [{parsed.familiar_repository()}]"))
     rows = list(image.image_layers.select_related("layer").order_by("position"))

@@ -21,6 +21,7 @@ from engine.models import Image
 from engine.services import imagestore, imagetransfer
 
 ROLE_GROUPS = ("viewers", "operators", "admins")
+VERSION = "0.8.0"  # Berth's own version, as `version` and the Docker API's /version report it
 
 
 def initial_password_path() -> Path:
@@ -235,3 +236,131 @@ def check(*, verify_blobs: bool = True) -> list[str]:
         elif verify_blobs and not store.verify(image.id):
             problems.append(f"image {names}: config blob is corrupt")
     return problems
+
+
+# -- `docker info` / `berth info` and `system df -v` ------------------------------------------------
+# Appended for the Docker API (issue 8); the API and the CLI both render these.
+
+
+def engine_id() -> str:
+    """A stable ID for this engine: the same machine and BERTH_ROOT give the same ID."""
+    import uuid
+
+    try:
+        machine = Path("/etc/machine-id").read_text().strip()
+    except OSError:
+        machine = os.uname().nodename
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"berth:{machine}:{conf.root()}")).upper()
+
+
+def _os_name() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key == "PRETTY_NAME":
+                return value.strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+def _mem_total() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _backing_fs(path: Path) -> str:
+    """The file system type of the mount holding `path` (what overlayfs' upper dirs sit on)."""
+    best, kind = "", "unknown"
+    try:
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            fields = line.split()
+            if len(fields) < 3:
+                continue
+            point = fields[1].replace("\\040", " ")
+            inside = str(path) == point or str(path).startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):
+                best, kind = point, fields[2]
+    except OSError:
+        pass
+    return kind
+
+
+def summary() -> dict[str, Any]:
+    """Everything `info` shows, in plain words: counts, host, runtime, storage, security and warnings.
+
+    Never raises for a missing binary: its problem is one of the `warnings`.
+    """
+    from engine.runtime import cgroups
+
+    host = info()
+    numbers = counts()
+    mode = host["cgroup_mode"]
+    security = ["seccomp", "no-new-privileges"] + (["cgroupns"] if mode == cgroups.V2 else [])
+    warnings = []
+    for part in ("runtime", "conmon"):
+        if host[part].get("error"):
+            warnings.append(f"WARNING: {host[part]['error']}")
+    if host["runtime"].get("warning"):
+        warnings.append(host["runtime"]["warning"])
+    uname = os.uname()
+    return {
+        "id": engine_id(),
+        "name": uname.nodename,
+        "counts": numbers,
+        "kernel": uname.release,
+        "arch": uname.machine,
+        "os": _os_name(),
+        "cpus": os.cpu_count() or 1,
+        "memory": _mem_total(),
+        "root": str(conf.root()),
+        "backing_fs": _backing_fs(conf.root()),
+        "runtime": host["runtime"],
+        "conmon": host["conmon"],
+        "cgroup_mode": mode,
+        "cgroup_driver": "cgroupfs",  # runc gets a plain cgroupsPath ("/berth/<id>"), not a systemd slice
+        "security": security,
+        "warnings": warnings,
+    }
+
+
+def disk_usage_detail() -> dict[str, Any]:
+    """`system df -v`: per image (size, shared, containers), per container (writable layer) and per
+    volume (size, containers using it). Walks every upper dir and volume: call it on demand only.
+    """
+    from engine.models import Container, Layer, Volume
+    from engine.services import containers, volumes
+    from engine.store import volumes as volume_store
+
+    by_image = containers.count_by_image()
+    image_rows = []
+    for image in Image.objects.prefetch_related("tags", "repo_digests"):
+        unique = imagestore.unique_size(image)
+        image_rows.append(
+            {
+                "image": image,
+                "size": image.size,
+                "shared": max(0, image.size - unique),
+                "containers": by_image.get(image.id, 0),
+            }
+        )
+    container_rows = []
+    for container in Container.objects.select_related("image").prefetch_related("mounts"):
+        rw = volume_store.disk_usage(conf.containers_dir() / container.id / "upper")
+        container_rows.append({"container": container, "size_rw": rw, "size_root": rw + container.image.size})
+    users = volumes.users_by_volume()
+    volume_rows = [
+        {"volume": v, "size": volumes.size(v), "ref_count": len(users.get(v.pk, []))}
+        for v in Volume.objects.all()
+    ]
+    return {
+        "layers_size": sum(Layer.objects.values_list("size", flat=True)),
+        "images": image_rows,
+        "containers": container_rows,
+        "volumes": volume_rows,
+    }

@@ -69,3 +69,70 @@ def test_keep_alive_serves_several_requests_on_one_connection(api: ApiServer) ->
 
 def test_socket_mode_is_0660(api: ApiServer) -> None:
     assert api.socket.stat().st_mode & 0o777 == 0o660
+
+
+def test_every_change_is_recorded_with_the_callers_uid(api: ApiServer) -> None:
+    api.docker("volume", "create", "auditvol")
+    status, _, _ = api.request("DELETE", "/v1.44/networks/no-such-network")
+    assert status == 404
+    api.docker("volume", "rm", "auditvol")
+    lines = api.berth("events", "--format", "json", "--filter", "type=volume").stdout.splitlines()
+    mine = [json.loads(line) for line in lines if "auditvol" in line]
+    assert {(e["Action"], e["User"]) for e in mine} >= {("create", "api:0"), ("remove", "api:0")}, mine
+
+
+UNPRIVILEGED_CLIENT = """
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"GET /_ping HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+print(s.recv(4096).split(b"\\r\\n")[0].decode())
+"""
+
+
+def test_only_root_and_the_berth_group_may_connect(api: ApiServer) -> None:
+    """File modes keep others out; the server checks the caller's credentials as a second lock."""
+    import subprocess
+
+    run_mode = api.run.stat().st_mode & 0o777
+    try:
+        api.run.chmod(0o755)
+        api.socket.chmod(0o666)  # as if someone loosened the socket by mistake
+        reply = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-c",
+                UNPRIVILEGED_CLIENT,
+                str(api.socket),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.strip()
+        assert reply.startswith("HTTP/1.1 403"), reply
+        api.socket.chmod(0o660)
+        denied = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-c",
+                UNPRIVILEGED_CLIENT,
+                str(api.socket),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert denied.returncode != 0 and "PermissionError" in denied.stderr
+    finally:
+        api.socket.chmod(0o660)
+        api.run.chmod(run_mode)

@@ -1,0 +1,412 @@
+"""Docker API: attach to a container (`POST /containers/{id}/attach`, hijacked) and resize its terminal.
+
+After the server's `101 UPGRADED`, output goes to the client multiplexed (an 8-byte header: stream 1
+stdout or 2 stderr, three zero bytes, a big-endian length) unless the container has a terminal, then
+raw. Without stdin and terminal, output is read from the log file from where it stood when the client
+attached, so a `docker run` that attaches before it starts loses nothing; with stdin or a terminal it
+comes from conmon's attach socket, connected before `runc start` when this process starts the
+container. A client's half-close (shutdown of its write side) closes the container's stdin; output
+keeps flowing until the container exits. The detach keys (ctrl-p ctrl-q unless `detachKeys` says
+otherwise) end the attachment and leave the container running.
+
+The exec endpoints (engine/api/execs.py) use the framing, input and detach-key helpers here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import struct
+import threading
+import time
+import weakref
+
+from engine.api.http import Hijack, Request, Response
+from engine.api.router import route
+from engine.errors import InvalidArgument, RuntimeFailure
+from engine.models import Container
+from engine.runtime import conmon
+from engine.services import attach as attaching
+
+RAW_STREAM = "application/vnd.docker.raw-stream"
+MULTIPLEXED_STREAM = "application/vnd.docker.multiplexed-stream"
+DEFAULT_DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
+STDOUT, STDERR = 1, 2
+POLL_MS = 25
+STDIN_BUFFER = 1024 * 1024  # stdin sent before the container starts is held up to this much
+STDIN_PACKET = 4096  # conmon reads each SOCK_SEQPACKET message into a buffer about this big
+_HANGUP = select.POLLHUP | select.POLLERR | select.POLLNVAL
+
+
+def content_type(*, tty: bool, version: tuple[int, int]) -> str:
+    return MULTIPLEXED_STREAM if not tty and version >= (1, 42) else RAW_STREAM
+
+
+def frame(stream: int, data: bytes, *, tty: bool) -> bytes:
+    """One write to the client: raw with a terminal, else with Docker's stdcopy header."""
+    if tty:
+        return data
+    return struct.pack(">BxxxI", stream, len(data)) + data
+
+
+def parse_detach_keys(text: str | None) -> bytes:
+    """Docker's detach key syntax ("ctrl-p,ctrl-q", "a,ctrl-@") as bytes; empty gives the default."""
+    if not text:
+        return DEFAULT_DETACH_KEYS
+    keys = bytearray()
+    for part in text.split(","):
+        key = part.strip()
+        if len(key) == 1:
+            keys.append(ord(key))
+            continue
+        lower = key.lower()
+        if lower.startswith("ctrl-") and len(key) == 6:
+            char = lower[5]
+            if "a" <= char <= "z":
+                keys.append(ord(char) - ord("a") + 1)
+                continue
+            special = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
+            if char in special:
+                keys.append(special[char])
+                continue
+        raise InvalidArgument(f"invalid detach keys ({text}) provided: {key!r} is not a key")
+    return bytes(keys)
+
+
+class DetachMatcher:
+    """Watch a stdin byte stream for the detach sequence; bytes held while they might start it."""
+
+    def __init__(self, keys: bytes) -> None:
+        self.keys = keys
+        self._held = b""
+        self.detached = False
+
+    def feed(self, data: bytes) -> bytes:
+        """The bytes to pass on; sets `detached` (and drops the sequence) when it is complete."""
+        if not self.keys:
+            return data
+        out = bytearray()
+        for byte in data:
+            candidate = self._held + bytes([byte])
+            if self.keys.startswith(candidate):
+                self._held = candidate
+                if candidate == self.keys:
+                    self.detached = True
+                    self._held = b""
+                    return bytes(out)
+            else:
+                out += self._held
+                self._held = b""
+                if self.keys.startswith(bytes([byte])):
+                    self._held = bytes([byte])
+                    if self._held == self.keys:
+                        self.detached = True
+                        self._held = b""
+                        return bytes(out)
+                else:
+                    out.append(byte)
+        return bytes(out)
+
+
+def client_hung_up(client: socket.socket) -> bool:
+    """True once the client closed both directions (a half-close alone is not a hang-up)."""
+    poller = select.poll()
+    poller.register(client, 0)
+    return any(mask & _HANGUP for _, mask in poller.poll(0))
+
+
+def send(client: socket.socket, data: bytes) -> bool:
+    """Write to the client; False once it is gone."""
+    try:
+        client.sendall(data)
+        return True
+    except OSError:
+        return False
+
+
+# --- routes ----------------------------------------------------------------------------------------
+
+
+@route("POST", "/containers/{id}/attach")
+def attach_container(request: Request) -> Hijack:
+    container = attaching.get(request.params["id"])
+    session = _Attachment(
+        container,
+        stdin=request.flag("stdin"),
+        stdout=request.flag("stdout"),
+        stderr=request.flag("stderr"),
+        logs=request.flag("logs"),
+        stream=request.flag("stream"),
+        detach_keys=parse_detach_keys(request.arg("detachKeys")),
+    )
+    return Hijack(run=session.run, content_type=content_type(tty=session.tty, version=request.version))
+
+
+@route("POST", "/containers/{id}/resize")
+def resize_container(request: Request) -> Response:
+    rows, cols = size_args(request)
+    attaching.resize(request.params["id"], rows, cols)
+    return Response(status=200, body=None)
+
+
+def size_args(request: Request) -> tuple[int, int]:
+    rows = request.int_arg("h", 0)
+    cols = request.int_arg("w", 0)
+    assert rows is not None and cols is not None
+    if not 0 <= rows <= 65535 or not 0 <= cols <= 65535:
+        raise InvalidArgument("h and w must be within 0..65535")
+    return min(rows, 1000), min(cols, 1000)
+
+
+class _Attachment:
+    """One client attached to one container: set up in the handler, run after the 101."""
+
+    def __init__(
+        self,
+        container: Container,
+        *,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+        logs: bool,
+        stream: bool,
+        detach_keys: bytes,
+    ) -> None:
+        self.container = container
+        self.tty = bool(container.config.get("Tty"))
+        self.stdin = stdin and bool(container.config.get("OpenStdin"))
+        self.streams = {STDOUT: stdout, STDERR: stderr}
+        self.logs = logs
+        self.stream = stream
+        self.matcher = DetachMatcher(detach_keys)
+        self.use_socket = self.stdin or self.tty
+        self.mark = attaching.mark(container)
+        self.ran = self.mark.running
+        self._conmon: socket.socket | None = None
+        self._connected = threading.Event()
+        self._started = threading.Event()  # set by a start in this process, just before runc start
+        # Everything below must be in place before the 101 goes out: the start request can follow
+        # straight after, and a short-lived container's output and --rm removal would race us.
+        self._stack = contextlib.ExitStack()
+        weakref.finalize(self, self._stack.close)  # if the 101 cannot be sent, run is never called
+        self.cursor: attaching.LogCursor | None = None
+        if not stream:
+            return
+        self._stack.enter_context(attaching.holding(container))
+        if self.use_socket:
+            self._stack.enter_context(attaching.observing(container, self._connect_before_start))
+        else:
+            self.cursor = attaching.LogCursor(container, from_start=logs)
+            self._stack.callback(self.cursor.close)
+            self._stack.enter_context(attaching.observing(container, lambda _paths: self._started.set()))
+
+    def _connect_before_start(self, _paths: object) -> None:
+        if self._conmon is None:
+            self._conmon = attaching.connect(self.container)
+            self._connected.set()
+
+    def _send_item(self, client: socket.socket, stream_name: str, data: bytes) -> bool:
+        stream = STDERR if stream_name == "stderr" else STDOUT
+        if not self.streams[stream] or not data:
+            return True
+        return send(client, frame(stream, data, tty=self.tty))
+
+    def run(self, client: socket.socket, leftover: bytes) -> None:
+        try:
+            if self.logs and (self.use_socket or not self.stream):
+                for stream_name, data in attaching.replay(self.container):
+                    if not self._send_item(client, stream_name, data):
+                        return
+            if not self.stream:
+                return
+            if self.use_socket:
+                self._relay_socket(client, leftover)
+            else:
+                self._follow_log(client)
+        finally:
+            self._stack.close()
+            if self._conmon is not None:
+                if self.tty or self.matcher.detached:
+                    # A terminal's input stays open when its client leaves, as in Docker.
+                    _park(self._conmon)
+                else:
+                    self._conmon.close()  # conmon closes stdin: StdinOnce, as `docker run -i` asks
+            if self.ran:
+                with contextlib.suppress(Exception):
+                    attaching.finish(self.container)
+
+    # --- output from the log ----------------------------------------------------------------------
+
+    def _follow_log(self, client: socket.socket) -> None:
+        """Relay the log as it grows until the run ends.
+
+        A start made by this process is learnt from its start hook at once; the exit from the exit
+        file conmon writes (a stat per turn, turns 10 ms apart at first): `docker run --rm` of a
+        short command waits on this. Starts and ends seen only in the database (another process, a
+        vanished container) are checked less often.
+        """
+        assert self.cursor is not None
+        poller = select.poll()
+        poller.register(client, select.POLLIN)
+        exit_file = attaching.exit_file(self.container)
+        next_check = 0.0
+        began = time.monotonic()
+        while True:
+            for stream_name, data in self.cursor.read():
+                if not self._send_item(client, stream_name, data):
+                    return
+            now = time.monotonic()
+            if not self.ran and self._started.is_set():
+                self.ran, began = True, now
+            if self.ran and exit_file.exists():
+                self._drain_after_exit(client)
+                return
+            if now >= next_check:
+                next_check = now + (0.05 if now - began < 5 else 0.25)
+                if not self.ran:
+                    if attaching.started_since(self.container, self.mark):
+                        self.ran, began = True, now
+                elif attaching.ended(self.container):
+                    self._drain_after_exit(client)
+                    return
+            for _, mask in poller.poll(10 if now - began < 2 else POLL_MS * 4):
+                if mask & _HANGUP:
+                    return
+                if mask & select.POLLIN:
+                    try:
+                        data = client.recv(65536)  # no stdin attached: input is dropped
+                    except OSError:
+                        return
+                    if not data:
+                        poller.modify(client, 0)  # half-closed: watch for the hang-up only
+
+    def _drain_after_exit(self, client: socket.socket) -> None:
+        assert self.cursor is not None
+        attaching.await_conmon(self.container)  # conmon may still be writing the last lines
+        for stream_name, data in self.cursor.read():  # conmon writes the exit file after the log
+            if not self._send_item(client, stream_name, data):
+                return
+
+    # --- stdin and terminal through conmon's attach socket ------------------------------------------
+
+    def _relay_socket(self, client: socket.socket, leftover: bytes) -> None:
+        pending = bytearray(self.matcher.feed(leftover)) if self.stdin else bytearray()
+        client_eof = False
+        if self.mark.running:
+            self._try_connect()
+        poller = select.poll()
+        poller.register(client, select.POLLIN)
+        next_check = 0.0
+        while self._conmon is None:
+            if self.matcher.detached:
+                return
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + 0.05
+                if attaching.started_since(self.container, self.mark):
+                    self.ran = True
+                    if not self._connected.wait(0.2):  # started by another process: connect late
+                        self._try_connect()
+                    if self._conmon is None:
+                        return
+                    break
+            for _, mask in poller.poll(POLL_MS):
+                if mask & _HANGUP:
+                    return
+                if mask & select.POLLIN:
+                    data = _recv(client)
+                    if not data:
+                        client_eof = True
+                        poller.modify(client, 0)
+                    elif self.stdin and len(pending) < STDIN_BUFFER:
+                        pending += self.matcher.feed(data)
+        self.ran = True
+        conmon_sock = self._conmon
+        assert conmon_sock is not None
+        if pending and not _send_stdin(conmon_sock, bytes(pending)):
+            return
+        if client_eof:
+            self._close_stdin(conmon_sock)
+        poller = select.poll()
+        poller.register(conmon_sock, select.POLLIN)
+        poller.register(client, 0 if client_eof else select.POLLIN)
+        while True:
+            for fd, mask in poller.poll(1000):
+                if fd == conmon_sock.fileno():
+                    try:
+                        packet = conmon_sock.recv(conmon.ATTACH_BUFFER)
+                    except OSError:
+                        return
+                    if not packet:
+                        return  # conmon closes attach clients when the container exits
+                    stream_byte, data = conmon.split_packet(packet)
+                    name = "stderr" if stream_byte == conmon.STREAM_STDERR else "stdout"
+                    if not self._send_item(client, name, data):
+                        return
+                    continue
+                if mask & select.POLLIN:
+                    data = _recv(client)
+                    if not data:
+                        poller.modify(client, 0)
+                        self._close_stdin(conmon_sock)
+                        continue
+                    if not self.stdin:
+                        continue
+                    data = self.matcher.feed(data)
+                    if data and not _send_stdin(conmon_sock, data):
+                        return
+                    if self.matcher.detached:
+                        return
+                elif mask & _HANGUP:
+                    return
+
+    def _try_connect(self) -> None:
+        if self._conmon is not None:
+            return
+        try:
+            self._conmon = attaching.connect(self.container)
+        except RuntimeFailure:
+            self._conmon = None  # not running any more (or not yet): nothing to attach to
+
+    def _close_stdin(self, conmon_sock: socket.socket) -> None:
+        # conmon closes the container's stdin when an attach client ends its input; with a terminal
+        # that would hang it up, and Docker leaves a terminal alone too.
+        if self.stdin and not self.tty:
+            with contextlib.suppress(OSError):
+                conmon_sock.shutdown(socket.SHUT_WR)
+
+
+def _recv(client: socket.socket) -> bytes:
+    try:
+        return client.recv(65536)
+    except OSError:
+        return b""
+
+
+def _send_stdin(conmon_sock: socket.socket, data: bytes) -> bool:
+    try:
+        for start in range(0, len(data), STDIN_PACKET):
+            conmon_sock.send(data[start : start + STDIN_PACKET])
+        return True
+    except OSError:
+        return False
+
+
+def _park(conmon_sock: socket.socket) -> None:
+    """Keep a detached client's conmon connection open until the container exits.
+
+    conmon closes the container's stdin when an attach connection ends, which would end a shell
+    the user only detached from; a drained connection held open keeps it.
+    """
+
+    def drain() -> None:
+        with conmon_sock:
+            while True:
+                try:
+                    if not conmon_sock.recv(conmon.ATTACH_BUFFER):
+                        return
+                except OSError:
+                    return
+
+    threading.Thread(target=drain, name="berth-attach-parked", daemon=True).start()
