@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -59,16 +58,6 @@ def started_since(container: Container, since: Mark) -> bool:
 def exit_file(container: Container) -> Path:
     """Where conmon records the exit code of the container's current run."""
     return bundle.paths(container.id).exit_file
-
-
-def await_conmon(container: Container, timeout: float = 2.0) -> None:
-    """After the exit file appears, wait (briefly) for conmon to go: then the log holds every line."""
-    conmon_pid = Container.objects.filter(id=container.id).values_list("conmon_pid", flat=True).first()
-    if not conmon_pid:
-        return
-    deadline = time.monotonic() + timeout
-    while lifecycle._alive(conmon_pid) and time.monotonic() < deadline:
-        time.sleep(0.002)
 
 
 def ended(container: Container) -> bool:
