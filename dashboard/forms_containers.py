@@ -9,6 +9,7 @@ still parsed here, so a hand-made POST is refused by the policy, not silently ig
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 from typing import Any
@@ -221,7 +222,11 @@ class RunForm(forms.Form):
         return dict(self._pairs("labels"))
 
     def clean_volumes(self) -> tuple[opts.MountRequest, ...]:
-        return tuple(self._parse(opts.parse_volume, line) for line in _lines(self.cleaned_data["volumes"]))
+        # --mount syntax too: an anonymous read-only volume has no -v spelling (the Edit form needs one).
+        return tuple(
+            self._parse(opts.parse_mount if "target=" in line else opts.parse_volume, line)
+            for line in _lines(self.cleaned_data["volumes"])
+        )
 
     def clean_binds(self) -> tuple[opts.MountRequest, ...]:
         mounts = tuple(self._parse(opts.parse_volume, line) for line in _lines(self.cleaned_data["binds"]))
@@ -278,10 +283,14 @@ class RunForm(forms.Form):
 
     # -- what the view needs -------------------------------------------------------------------
 
-    def to_options(self) -> opts.ContainerOptions:
-        """The ContainerOptions for containers.create (call after is_valid())."""
+    def to_options(self, base: opts.ContainerOptions | None = None) -> opts.ContainerOptions:
+        """The ContainerOptions for containers.create (call after is_valid()).
+
+        With `base` (an edit or a duplicate), options the form has no field for (entrypoint, DNS,
+        log limits, …) are kept from it.
+        """
         d = self.cleaned_data
-        return opts.ContainerOptions(
+        values = dict(
             image=d["image"],
             name=d["name"] or None,
             command=d["command"],
@@ -306,6 +315,9 @@ class RunForm(forms.Form):
             cap_drop=d["cap_drop"],
             read_only=d["read_only"],
         )
+        if base is not None:
+            return dataclasses.replace(base, **values)
+        return opts.ContainerOptions(**values)
 
     def spec(self) -> dict[str, Any]:
         """The request in policy.check's keys (call after is_valid())."""
@@ -348,6 +360,59 @@ class RunForm(forms.Form):
         self.add_error(None, str(exc))
 
 
+def initial_from(options: opts.ContainerOptions) -> dict[str, Any]:
+    """RunForm's initial data describing `options` (the Edit and Duplicate forms start from it)."""
+
+    def volume(m: opts.MountRequest) -> str:
+        if m.kind == "volume" and not m.source and m.read_only:
+            return f"type=volume,target={m.destination},readonly"
+        return (f"{m.source}:" if m.source else "") + m.destination + (":ro" if m.read_only else "")
+
+    def tmpfs(m: opts.MountRequest) -> str:
+        flags = [k + (f"={v}" if v else "") for k, v in m.options] + (["ro"] if m.read_only else [])
+        return m.destination + (":" + ",".join(flags) if flags else "")
+
+    mounts = options.mounts
+    return {
+        "image": options.image,
+        "name": options.name or "",
+        "command": shlex.join(options.command) if options.command is not None else "",
+        "env": "\n".join(options.env),
+        "labels": "\n".join(f"{k}={v}" for k, v in options.labels.items()),
+        "workdir": options.workdir or "",
+        "user": options.user or "",
+        "volumes": "\n".join(volume(m) for m in mounts if m.kind == "volume"),
+        "binds": "\n".join(volume(m) for m in mounts if m.kind == "bind"),
+        "tmpfs": "\n".join(tmpfs(m) for m in mounts if m.kind == "tmpfs"),
+        "restart": options.restart.name,
+        "restart_retries": options.restart.maximum_retry_count or None,
+        "auto_remove": options.auto_remove,
+        "memory": _size_text(options.memory),
+        "cpus": f"{options.cpus:g}" if options.cpus else "",
+        "pids_limit": options.pids_limit,
+        "init": options.init,
+        "network": "bridge" if _is_default_network(options.network) else options.network,
+        "publish": "\n".join(options.publish),
+        "publish_all": options.publish_all,
+        "network_aliases": " ".join(options.network_aliases),
+        "hostname": options.hostname or "",
+        "privileged": options.privileged,
+        "cap_add": " ".join(options.cap_add),
+        "cap_drop": " ".join(options.cap_drop),
+        "read_only": options.read_only,
+    }
+
+
+def _size_text(size: int | None) -> str:
+    """512m for 536870912: the largest binary unit that divides the size exactly."""
+    if not size:
+        return ""
+    for unit, factor in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
+
+
 def cli_command(data: Any) -> str:
     """The `berth run` command line equivalent to the (raw, possibly invalid) form data."""
     get = data.get
@@ -362,7 +427,7 @@ def cli_command(data: Any) -> str:
         if (get(key) or "").strip():
             argv += [flag, get(key).strip()]
     for line in _lines(get("volumes") or "") + _lines(get("binds") or ""):
-        argv += ["-v", line]
+        argv += ["--mount" if "target=" in line else "-v", line]
     for line in _lines(get("tmpfs") or ""):
         argv += ["--tmpfs", line]
     restart = get("restart") or "no"

@@ -37,9 +37,17 @@ ACTIONS: dict[str, str] = {
     "container.lifecycle": OPERATOR,
     "container.create": OPERATOR,
     "container.remove": OPERATOR,
+    # The Files tab: viewers browse and view text; a tar download (every byte, owners, modes) and an
+    # upload are for operators, as volume backups are (views_files.py).
+    "container.download": OPERATOR,
+    "container.upload": OPERATOR,
     "image.import": OPERATOR,
     "image.tag": OPERATOR,
     "volume.create": OPERATOR,
+    # A backup holds every file with its owners and modes, more than the read-only browser shows;
+    # a restore writes a volume: both for operators (docs: viewers browse, they do not download).
+    "volume.backup": OPERATOR,
+    "volume.restore": OPERATOR,
     "network.create": OPERATOR,
     "network.remove": OPERATOR,
     "network.connect": OPERATOR,
@@ -135,9 +143,13 @@ _VERB = {
     "container.lifecycle": "starting, stopping or pausing containers",
     "container.create": "creating containers",
     "container.remove": "removing containers",
+    "container.download": "downloading a container's files",
+    "container.upload": "uploading files into containers",
     "image.import": "importing images",
     "image.tag": "tagging images",
     "volume.create": "creating volumes",
+    "volume.backup": "downloading volume backups",
+    "volume.restore": "restoring volumes from backups",
     "network.create": "creating networks",
     "network.remove": "removing networks",
     "network.connect": "connecting containers to networks",

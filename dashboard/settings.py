@@ -204,3 +204,5 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 BERTH_UPLOAD_MAX_SIZE = int(os.environ.get("BERTH_UPLOAD_MAX_SIZE", str(20 * 1024**3)))
+# One upload through a container's Files tab (all its files together; engine.services.filebrowser).
+BERTH_FILES_UPLOAD_MAX_SIZE = int(os.environ.get("BERTH_FILES_UPLOAD_MAX_SIZE", str(256 * 1024**2)))

@@ -9,9 +9,12 @@ from dashboard import (
     views_build,
     views_containers,
     views_events,
+    views_files,
     views_images,
     views_jobs,
     views_networks,
+    views_revisions,
+    views_volume_backup,
     views_volumes,
 )
 from dashboard.views_auth import BerthLoginView
@@ -25,10 +28,13 @@ urlpatterns = [
     path("admin/login/", BerthLoginView.as_view(redirect_authenticated_user=False)),
     path("admin/", admin.site.urls),
     path("", include(views_containers)),
+    path("", include(views_revisions)),
     path("", include(views_images)),
     path("", include(views_build)),
     path("", include(views_volumes)),
+    path("", include(views_volume_backup)),
     path("", include(views_networks)),
     path("", include(views_events)),
     path("", include(views_jobs)),
+    path("", include(views_files)),
 ]

@@ -43,7 +43,7 @@ STATE_FILTERS: dict[str, tuple[str, ...] | None] = {
     "running": ("running", "paused", "restarting"),
     "exited": ("exited", "created", "dead"),
 }
-TABS = ("overview", "logs", "terminal", "stats", "processes", "changes", "inspect")
+TABS = ("overview", "logs", "terminal", "stats", "processes", "changes", "files", "revisions", "inspect")
 LOG_TAILS = (100, 1000, 10000, 100000)
 MAX_DIFF = 2000
 _SECRET = re.compile(r"pass|secret|token|key|credential|auth|private|api_?key|cookie|session", re.I)
@@ -382,8 +382,16 @@ def container_detail(request: HttpRequest, ref: str) -> HttpResponse:
         changes = containerinfo.diff(container.id)
         context["changes"] = changes[:MAX_DIFF]
         context["changes_total"] = len(changes)
+    elif tab == "files":
+        from dashboard.views_files import tab_context  # the Files tab lives in its own module
+
+        context.update(tab_context(request, container))
     elif tab == "inspect":
         context["inspect"] = _masked_inspect(containerinfo.inspect(container.id))
+    elif tab == "revisions":
+        from dashboard import views_revisions  # it imports this module
+
+        context.update(views_revisions.tab_context(request, container))
     elif tab == "terminal":
         context["commands"] = list(terminals.COMMANDS)
     response = render(request, "dashboard/container_detail.html", context)

@@ -149,3 +149,10 @@ class JobAdmin(ReadOnlyAdmin):
     list_display = ("id", "kind", "title", "state", "created_by", "created", "finished")
     list_filter = ("kind", "state")
     search_fields = ("title", "created_by")
+
+
+@admin.register(models.ContainerRevision)
+class ContainerRevisionAdmin(ReadOnlyAdmin):
+    list_display = ("name", "number", "action", "actor", "created", "container_id")
+    list_filter = ("action", "created")
+    search_fields = ("name", "container_id", "actor", "lineage")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.utils import timezone
 
 
 class Layer(models.Model):
@@ -231,6 +232,39 @@ class Endpoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.container_id[:12]}@{self.network_id[:12]} {self.ip}"
+
+
+class ContainerRevision(models.Model):
+    """One numbered specification a container ran with, kept across the recreates that replace its row.
+
+    Revisions are not tied to the Container row by a foreign key, because an edit or a rollback
+    replaces that row. A `lineage` (a UUID) groups the revisions of one container through its
+    recreates; the container's current lineage is the one whose latest revision has
+    `container_id` equal to its ID (services/revisions.py). A container removed and then created
+    anew under the same name starts a new lineage, so it never inherits a stranger's history.
+    """
+
+    lineage = models.UUIDField(db_index=True)
+    number = models.PositiveIntegerField()
+    name = models.CharField(max_length=255, db_index=True, help_text="the container's name at the time")
+    container_id = models.CharField(
+        max_length=64, db_index=True, help_text="the container created from this spec"
+    )
+    spec = models.JSONField(help_text="ContainerOptions as a dict: everything needed to recreate")
+    action = models.CharField(max_length=16, default="create", help_text="create, edit or rollback")
+    restored = models.PositiveIntegerField(null=True, blank=True, help_text="the revision a rollback restored")
+    changes = models.JSONField(default=list, blank=True, help_text="[field, old, new] against the previous")
+    actor = models.CharField(max_length=150, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["lineage", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["lineage", "number"], name="container_revision_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} #{self.number}"
 
 
 class ExecSession(models.Model):

@@ -16,6 +16,7 @@ from engine.cli import (
     image_commands,
     network_commands,
     registry_commands,
+    revision_commands,
     system_commands,
     volume_commands,
 )
@@ -32,6 +33,7 @@ MODULES = [
     registry_commands,
     build_commands,
     file_commands,
+    revision_commands,
 ]
 
 

@@ -1,14 +1,16 @@
-"""CLI volume commands: volume create/ls/inspect/rm/prune."""
+"""CLI volume commands: volume create/ls/inspect/rm/prune, and export/import (backup and restore)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from engine.cli import render
 from engine.cli.args import confirm, group, parse_filters, parse_labels, report_error
+from engine.cli.progressbar import Bars
 from engine.errors import EngineError, InvalidArgument
-from engine.services import volumes
+from engine.services import volumebackup, volumes
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +46,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
     p.add_argument("--filter", action="append")
     p.set_defaults(handler=cmd_prune)
+
+    p = volume.add_parser("export", help="Back up a volume as a tar (.tar, .tar.gz/.tgz or .tar.zst)")
+    p.add_argument("name")
+    p.add_argument(
+        "-o", "--output", required=True, help="FILE (its suffix picks the format), or - for stdout"
+    )
+    p.add_argument("--compression", choices=volumebackup.COMPRESSIONS, help="format for -o - (default none)")
+    p.add_argument("--pause", action="store_true", help="pause running containers that use it meanwhile")
+    p.set_defaults(handler=cmd_export)
+
+    p = volume.add_parser("import", help="Restore a volume from a backup (FILE or - for stdin)")
+    p.add_argument("name")
+    p.add_argument("file")
+    p.add_argument("--force", action="store_true", help="replace the contents of a non-empty volume")
+    p.set_defaults(handler=cmd_import)
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -111,4 +128,58 @@ def cmd_prune(args: argparse.Namespace) -> int:
     if result.removed:
         sys.stdout.write("Deleted Volumes:\n" + "".join(f"{n}\n" for n in result.removed) + "\n")
     sys.stdout.write(f"Total reclaimed space: {render.human_size(result.reclaimed)}\n")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    volumes.get(args.name)  # an unknown volume is an error before any file is made
+    bars = Bars()  # also prints the service's warnings (a running container, skipped devices)
+    try:
+        if args.output == "-":
+            if sys.stdout.isatty():
+                raise InvalidArgument("refusing to write a backup to a terminal: use -o FILE or redirect")
+            volumebackup.export(
+                args.name,
+                sys.stdout.buffer,
+                compression=args.compression or "none",
+                pause=args.pause,
+                progress=bars,
+            )
+            sys.stdout.buffer.flush()
+            return 0
+        compression = volumebackup.compression_for(args.output)
+        if args.compression and args.compression != compression:
+            raise InvalidArgument(
+                f"--compression {args.compression} does not match the file name {args.output}"
+            )
+        tmp = f"{args.output}.tmp-{os.getpid()}"
+        try:
+            with open(tmp, "wb") as out:
+                volumebackup.export(args.name, out, compression=compression, pause=args.pause, progress=bars)
+            os.replace(tmp, args.output)
+        except OSError as exc:
+            raise InvalidArgument(f"cannot write {args.output}: {exc.strerror}") from exc
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    finally:
+        bars.close()
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    bars = Bars()
+    try:
+        if args.file == "-":
+            volumebackup.import_(args.name, sys.stdin.buffer, force=args.force, progress=bars)
+        else:
+            try:
+                stream = open(args.file, "rb")
+            except OSError as exc:
+                raise InvalidArgument(f"cannot open {args.file}: {exc.strerror}") from exc
+            with stream:
+                volumebackup.import_(args.name, stream, force=args.force, progress=bars)
+    finally:
+        bars.close()
+    sys.stdout.write(args.name + "\n")
     return 0

@@ -21,7 +21,7 @@ import queue
 import threading
 import zlib
 from collections.abc import Callable, Iterator
-from typing import IO, BinaryIO, cast
+from typing import IO, BinaryIO, Protocol, cast
 
 import zstandard
 
@@ -54,14 +54,31 @@ def detect(prefix: bytes) -> str:
     return "tar"
 
 
+class _Hash(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+    def hexdigest(self) -> str: ...
+
+
+class _NoHash:
+    """Stands in for sha256 where no digest is wanted: hashing 1 GB costs about a second of CPU."""
+
+    def update(self, data: bytes, /) -> None:
+        pass
+
+    def hexdigest(self) -> str:
+        return ""
+
+
 class _RawSource:
     """The raw stream, read once: hashed, teed and capped as it goes; supports one-chunk peek."""
 
-    def __init__(self, stream: BinaryIO, tee: BinaryIO | None, max_bytes: int) -> None:
+    def __init__(
+        self, stream: BinaryIO, tee: BinaryIO | None, max_bytes: int, *, hashed: bool = True
+    ) -> None:
         self._stream = stream
         self._tee = tee
         self._max = max_bytes
-        self.hash = hashlib.sha256()
+        self.hash: _Hash = hashlib.sha256() if hashed else _NoHash()
         self.size = 0
         self._pending = b""
         self.eof = False
@@ -185,14 +202,17 @@ class DecodedStream:
     ``raw_digest``/``raw_size`` and ``digest``/``size`` are complete only after ``drain()``;
     always ``close()`` it (it owns a producer thread that reads ``stream`` and writes ``tee``).
     Errors: ``InvalidArgument`` for corrupt compressed data, ``UnsafeArchive`` when the
-    uncompressed (or raw) size passes ``max_bytes``.
+    uncompressed (or raw) size passes ``max_bytes``. With ``hashed=False`` (copies and restores,
+    which need no digest) nothing is hashed and both digests are empty.
     """
 
-    def __init__(self, stream: BinaryIO, *, tee: BinaryIO | None = None, max_bytes: int) -> None:
-        self._raw = _RawSource(stream, tee, max_bytes)
+    def __init__(
+        self, stream: BinaryIO, *, tee: BinaryIO | None = None, max_bytes: int, hashed: bool = True
+    ) -> None:
+        self._raw = _RawSource(stream, tee, max_bytes, hashed=hashed)
         self._max = max_bytes
         self.compression = detect(self._raw.peek(8))
-        self._hash = hashlib.sha256()
+        self._hash: _Hash = hashlib.sha256() if hashed else _NoHash()
         self._buf = b""
         self._off = 0
         self._pos = 0  # stream position of self._buf[self._off]

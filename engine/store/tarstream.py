@@ -32,7 +32,9 @@ def _tarinfo(arcname: str, st: os.stat_result) -> tarfile.TarInfo:
     info = tarfile.TarInfo(arcname)
     info.mode = stat.S_IMODE(st.st_mode)
     info.uid, info.gid = st.st_uid, st.st_gid
-    info.mtime = st.st_mtime
+    # Whole seconds, as GNU tar's default format and Docker's archives store them: a sub-second time
+    # would cost a PAX record per entry, which doubles the headers to write and to parse.
+    info.mtime = int(st.st_mtime)
     return info
 
 
@@ -59,12 +61,14 @@ def write_tree(
     arcname: str,
     *,
     skip_descent: Callable[[str], bool] = lambda rel: False,
+    keep: Callable[[str, os.stat_result], bool] | None = None,
 ) -> Iterator[bytes]:
     """Yield a tar of ``name`` in ``parent_fd`` (and, for a directory, everything below it).
 
     Entries are named ``arcname`` and ``arcname/…`` (an empty ``arcname`` leaves the top entry out and
     names the rest from there, as `docker export` does); ``skip_descent(rel)`` (rel is the path below
-    ``name``, "" for itself) may keep a directory's contents out (e.g. /proc of a live container).
+    ``name``, "" for itself) may keep a directory's contents out (e.g. /proc of a live container);
+    ``keep(rel, lstat)``, when given, may leave an entry below the top out entirely (device nodes).
     A file that changes size while it is read is padded or cut to the size in its header.
     """
     out = bytearray()
@@ -92,6 +96,8 @@ def write_tree(
                 continue  # removed while we walked
             child_arc = f"{prefix}/{child}" if prefix else child
             child_rel = f"{rel}/{child}" if rel else child
+            if keep is not None and not keep(child_rel, child_st):
+                continue
             yield from _entry(out, fd, child, child_arc, child_st, links)
             if stat.S_ISDIR(child_st.st_mode) and not skip_descent(child_rel):
                 if len(stack) >= layers.Limits().max_depth:
@@ -273,7 +279,7 @@ def extract_into(
     before the error stays (as with `docker cp`).
     """
     limits = layers.Limits(max_bytes=max_bytes)
-    decoded = DecodedStream(stream, max_bytes=max_bytes)
+    decoded = DecodedStream(stream, max_bytes=max_bytes, hashed=False)
     extractor = _CopyExtractor(
         dir_fd, decoded, limits, owner=owner, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir, rename=rename
     )
