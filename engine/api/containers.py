@@ -69,10 +69,7 @@ def current(ref: str) -> Container:
 
 @route("GET", "/containers/json")
 def list_containers(request: Request) -> Response:
-    filters = request.filters()
-    for key in filters:
-        if key not in LIST_FILTERS:
-            raise InvalidArgument(f"invalid filter '{key}'")
+    filters = request.filters(LIST_FILTERS)
     show_all = request.flag("all")
     limit = max(request.int_arg("limit", 0) or 0, 0)
     found = containers.list_containers(
@@ -368,10 +365,7 @@ def remove(request: Request) -> Response:
 
 @route("POST", "/containers/prune")
 def prune(request: Request) -> Response:
-    filters = request.filters()
-    for key in filters:
-        if key not in PRUNE_FILTERS:
-            raise InvalidArgument(f"invalid filter '{key}'")
+    filters = request.filters(PRUNE_FILTERS)
     now = timezone.now()
     until = [fmt.parse_until(v, now=now) for v in filters.get("until", [])]
     deleted = []

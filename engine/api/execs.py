@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.api import fields
 from engine.api.attach import (
     STDERR,
     STDOUT,
@@ -131,35 +132,6 @@ def _active_container(ref: str) -> Container:
 # --- body parsing ------------------------------------------------------------------------------------
 
 
-def _bool(body: dict[str, Any], key: str) -> bool:
-    value = body.get(key)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise InvalidArgument(f"{key} must be a boolean, not {type(value).__name__}")
-    return value
-
-
-def _string(body: dict[str, Any], key: str) -> str:
-    value = body.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise InvalidArgument(f"{key} must be a string, not {type(value).__name__}")
-    return value
-
-
-def _strings(body: dict[str, Any], key: str) -> list[str]:
-    value = body.get(key)
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidArgument(f"{key} must be a list of strings")
-    return value
-
-
 def _console_size(body: dict[str, Any]) -> tuple[int, int] | None:
     value = body.get("ConsoleSize")
     if value is None:
@@ -180,20 +152,20 @@ def _console_size(body: dict[str, Any]) -> tuple[int, int] | None:
 @route("POST", "/containers/{id}/exec")
 def create_exec(request: Request) -> Response:
     body = request.json_object()
-    command = _strings(body, "Cmd")
+    command = fields.strings(body, "Cmd")
     if not command:
         raise InvalidArgument("No exec command specified")
-    if _bool(body, "Privileged"):
+    if fields.boolean(body, "Privileged"):
         raise PermissionDenied("privileged exec is not allowed in Berth")
-    detach_keys = _string(body, "DetachKeys")
+    detach_keys = fields.string(body, "DetachKeys")
     parse_detach_keys(detach_keys)
     exec_request = execs.ExecRequest(
         command=tuple(command),
-        tty=_bool(body, "Tty"),
-        interactive=_bool(body, "AttachStdin"),
-        env=tuple(_strings(body, "Env")),
-        user=_string(body, "User") or None,
-        workdir=_string(body, "WorkingDir") or None,
+        tty=fields.boolean(body, "Tty"),
+        interactive=fields.boolean(body, "AttachStdin"),
+        env=tuple(fields.strings(body, "Env")),
+        user=fields.string(body, "User") or None,
+        workdir=fields.string(body, "WorkingDir") or None,
         console_size=_console_size(body) if request.version >= (1, 42) else None,
     )
     execs.check_request(exec_request)
@@ -204,8 +176,8 @@ def create_exec(request: Request) -> Response:
         container_name=container.name,
         request=exec_request,
         attach_stdin=exec_request.interactive,
-        attach_stdout=_bool(body, "AttachStdout"),
-        attach_stderr=_bool(body, "AttachStderr"),
+        attach_stdout=fields.boolean(body, "AttachStdout"),
+        attach_stderr=fields.boolean(body, "AttachStderr"),
         detach_keys=detach_keys,
     )
     _register(instance)
@@ -232,8 +204,8 @@ def resize_exec(request: Request) -> Response:
 @route("POST", "/exec/{id}/start")
 def start_exec(request: Request) -> Response | Hijack:
     body = request.json_object(required=False)
-    detach = _bool(body, "Detach")
-    framing_tty = _bool(body, "Tty")
+    detach = fields.boolean(body, "Detach")
+    framing_tty = fields.boolean(body, "Tty")
     console_size = _console_size(body) if request.version >= (1, 42) and framing_tty else None
     instance = _lookup(request.params["id"])
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -107,8 +107,11 @@ class Request:
         except json.JSONDecodeError as exc:
             raise InvalidArgument(f"query parameter {name!r} is not valid JSON: {exc}") from None
 
-    def filters(self) -> dict[str, list[str]]:
-        """Docker's `filters` parameter in either of its shapes: {k: [v]} or {k: {v: true}}."""
+    def filters(self, allowed: Collection[str] | None = None) -> dict[str, list[str]]:
+        """Docker's `filters` parameter in either of its shapes: {k: [v]} or {k: {v: true}}.
+
+        With `allowed`, a key outside it is a 400 naming the key, as moby answers.
+        """
         raw = self.json_arg("filters")
         if raw is None:
             return {}
@@ -124,6 +127,9 @@ class Request:
                 result[str(key)] = [value]
             else:
                 raise InvalidArgument(f"filter {key!r} must be a list of strings")
+        for key in result:
+            if allowed is not None and key not in allowed:
+                raise InvalidArgument(f"invalid filter '{key}'")
         return result
 
     def json(self, *, limit: int = 4 * 1024 * 1024, required: bool = True) -> Any:

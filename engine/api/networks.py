@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.api import fields
 from engine.api.http import ApiError, Request, Response
 from engine.api.router import route
 from engine.api.system import parse_timestamp
@@ -18,29 +19,9 @@ _LIST_FILTERS = ("name", "id", "driver", "type", "label", "dangling", "scope")
 _PRUNE_FILTERS = ("label", "label!", "until")
 
 
-def _string_map(value: Any, what: str) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise InvalidArgument(f"{what} must be an object of strings")
-    return {str(k): v for k, v in value.items()}
-
-
-def _string(body: dict[str, Any], key: str) -> str:
-    value = body.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise InvalidArgument(f"{key} must be a string")
-    return value
-
-
 @route("GET", "/networks")
 def list_networks(request: Request) -> Response:
-    filters = request.filters()
-    for key in filters:
-        if key not in _LIST_FILTERS:
-            raise InvalidArgument(f"invalid filter '{key}'")
+    filters = request.filters(_LIST_FILTERS)
     scopes = filters.pop("scope", [])
     if scopes and "local" not in scopes:
         return Response(body=[])
@@ -63,7 +44,7 @@ def inspect_network(request: Request) -> Response:
 @route("POST", "/networks/create")
 def create_network(request: Request) -> Response:
     body = request.json_object()
-    name = _string(body, "Name")
+    name = fields.string(body, "Name")
     if not name:
         raise InvalidArgument("a network needs a Name")
     if body.get("EnableIPv6") or body.get("EnableIPv4") is False:
@@ -74,13 +55,13 @@ def create_network(request: Request) -> Response:
     subnet, gateway, ip_range = _ipam(body.get("IPAM"))
     network = networks.create(
         name,
-        driver=_string(body, "Driver") or "bridge",
+        driver=fields.string(body, "Driver") or "bridge",
         subnet=subnet,
         gateway=gateway,
         ip_range=ip_range,
         internal=bool(body.get("Internal")),
-        labels=_string_map(body.get("Labels"), "Labels"),
-        options=_string_map(body.get("Options"), "Options"),
+        labels=fields.string_map(body.get("Labels"), "Labels"),
+        options=fields.string_map(body.get("Options"), "Options"),
     )
     return Response(status=201, body={"Id": network.id, "Warning": ""})
 
@@ -104,7 +85,7 @@ def _ipam(ipam: Any) -> tuple[str, str, str]:
     config = configs[0]
     if config.get("AuxiliaryAddresses"):
         raise InvalidArgument("auxiliary addresses are not supported")
-    return _string(config, "Subnet"), _string(config, "Gateway"), _string(config, "IPRange")
+    return fields.string(config, "Subnet"), fields.string(config, "Gateway"), fields.string(config, "IPRange")
 
 
 @route("DELETE", "/networks/{id}")
@@ -125,7 +106,7 @@ def remove_network(request: Request) -> Response:
 @route("POST", "/networks/{id}/connect")
 def connect(request: Request) -> Response:
     body = request.json_object()
-    container = _string(body, "Container")
+    container = fields.string(body, "Container")
     if not container:
         raise InvalidArgument("Container is required")
     config = body.get("EndpointConfig") or {}
@@ -140,7 +121,7 @@ def connect(request: Request) -> Response:
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         raise InvalidArgument("EndpointConfig.Aliases must be a list of strings")
     networks.connect(
-        request.params["id"], container, ip=_string(ipam, "IPv4Address") or None, aliases=tuple(aliases)
+        request.params["id"], container, ip=fields.string(ipam, "IPv4Address") or None, aliases=tuple(aliases)
     )
     return Response(status=200)
 
@@ -148,7 +129,7 @@ def connect(request: Request) -> Response:
 @route("POST", "/networks/{id}/disconnect")
 def disconnect(request: Request) -> Response:
     body = request.json_object()
-    container = _string(body, "Container")
+    container = fields.string(body, "Container")
     if not container:
         raise InvalidArgument("Container is required")
     networks.disconnect(request.params["id"], container, force=bool(body.get("Force")))
@@ -157,10 +138,7 @@ def disconnect(request: Request) -> Response:
 
 @route("POST", "/networks/prune")
 def prune(request: Request) -> Response:
-    filters = request.filters()
-    for key in filters:
-        if key not in _PRUNE_FILTERS:
-            raise InvalidArgument(f"invalid filter '{key}'")
+    filters = request.filters(_PRUNE_FILTERS)
     until = [parse_timestamp(v) for v in filters.pop("until", [])]
     excluded = filters.pop("label!", [])
     keep: set[str] = set()

@@ -344,7 +344,9 @@ def _record_failure(request: Request, message: str, actor: str) -> None:
     else:
         action = segments[0] if segments else "request"
     with contextlib.suppress(Exception):  # recording must not hide the original error
-        events.record(object_type, action[:32], object_name=obj[:200], result="error", message=message, actor=actor)
+        events.record(
+            object_type, action[:32], object_name=obj[:200], result="error", message=message, actor=actor
+        )
 
 
 def _docker_message(exc: EngineError) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.api import fields
 from engine.api.http import Request, Response, no_content
 from engine.api.router import route
 from engine.errors import InUse, InvalidArgument, VolumeNotFound
@@ -30,20 +31,9 @@ def volume_shape(volume: Volume, *, usage: tuple[int, int] | None = None) -> dic
     return shape
 
 
-def _string_map(value: Any, what: str) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise InvalidArgument(f"{what} must be an object of strings")
-    return {str(k): v for k, v in value.items()}
-
-
 @route("GET", "/volumes")
 def list_volumes(request: Request) -> Response:
-    filters = request.filters()
-    for key in filters:
-        if key not in _LIST_FILTERS:
-            raise InvalidArgument(f"invalid filter '{key}'")
+    filters = request.filters(_LIST_FILTERS)
     drivers = filters.pop("driver", [])
     found = volumes.list_volumes(filters=filters)
     if drivers:
@@ -62,8 +52,8 @@ def create_volume(request: Request) -> Response:
         raise InvalidArgument("Driver must be a string")
     volume = volumes.create(
         name,
-        labels=_string_map(body.get("Labels"), "Labels"),
-        options=_string_map(body.get("DriverOpts"), "DriverOpts"),
+        labels=fields.string_map(body.get("Labels"), "Labels"),
+        options=fields.string_map(body.get("DriverOpts"), "DriverOpts"),
         driver=driver,
     )
     return Response(status=201, body=volume_shape(volume))
@@ -71,10 +61,7 @@ def create_volume(request: Request) -> Response:
 
 @route("POST", "/volumes/prune")
 def prune_volumes(request: Request) -> Response:
-    filters = request.filters()
-    for key in filters:
-        if key not in _PRUNE_FILTERS:
-            raise InvalidArgument(f"invalid filter '{key}'")
+    filters = request.filters(_PRUNE_FILTERS)
     every = any(v.lower() in ("1", "true") for v in filters.pop("all", []))
     if request.version < (1, 42):
         every = True  # as moby: before API 1.42 prune removed every unused volume, named or not

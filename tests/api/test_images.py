@@ -8,10 +8,8 @@ busybox:latest (seeded) must be present again when a test ends.
 from __future__ import annotations
 
 import base64
-import http.client
 import io
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -22,15 +20,13 @@ import urllib.parse
 import uuid
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.api.conftest import ApiServer
-from tests.conftest import TMP_PREFIX, require
-
-REGISTRY_BIN = "/usr/bin/docker-registry"
+from tests.conftest import TMP_PREFIX
+from tests.registry import RunningRegistry, free_port, start_registry
 
 
 def unique(prefix: str) -> str:
@@ -304,73 +300,18 @@ def test_build_context_cut_short_is_400(api: ApiServer) -> None:
 # -- registry: pull, push, login --------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Registry:
-    netloc: str
-    proc: subprocess.Popen[bytes]
-
-
-def start_registry(directory: Path, *, htpasswd: Path | None = None) -> Registry:
-    """Debian's docker-registry on 127.0.0.1 (as tests/integration/test_pull_push.py starts it)."""
-    require(
-        os.access(REGISTRY_BIN, os.X_OK), f"{REGISTRY_BIN} is not installed (apt-get install docker-registry)"
-    )
-    port = free_port()
-    config = [
-        "version: 0.1",
-        "log:",
-        "  level: error",
-        "storage:",
-        "  filesystem:",
-        f"    rootdirectory: {directory / 'data'}",
-        "http:",
-        f"  addr: 127.0.0.1:{port}",
-    ]
-    if htpasswd is not None:
-        config += ["auth:", "  htpasswd:", "    realm: berth-test", f"    path: {htpasswd}"]
-    (directory / "config.yml").write_text("\n".join(config) + "\n")
-    log = open(directory / "registry.log", "wb")  # noqa: SIM115 - the child keeps it
-    proc = subprocess.Popen([REGISTRY_BIN, "serve", str(directory / "config.yml")], stdout=log, stderr=log)
-    log.close()
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"docker-registry exited: {(directory / 'registry.log').read_text()[-2000:]}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/v2/")
-            conn.getresponse().read()
-            conn.close()
-            return Registry(f"127.0.0.1:{port}", proc)
-        except OSError:
-            time.sleep(0.05)
-    stop_registry(Registry(f"127.0.0.1:{port}", proc))
-    pytest.fail("docker-registry did not start listening within 15 s")
-
-
-def stop_registry(registry: Registry) -> None:
-    registry.proc.terminate()
-    try:
-        registry.proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        registry.proc.kill()
-        registry.proc.wait(timeout=10)
+def stop_registry(registry: RunningRegistry) -> None:
+    registry.stop()
 
 
 @pytest.fixture
-def local_registry(context_dir: Path) -> Iterator[Registry]:
+def local_registry(context_dir: Path) -> Iterator[RunningRegistry]:
     running = start_registry(context_dir)
     yield running
     stop_registry(running)
 
 
-def test_push_then_pull_through_a_local_registry(api: ApiServer, local_registry: Registry) -> None:
+def test_push_then_pull_through_a_local_registry(api: ApiServer, local_registry: RunningRegistry) -> None:
     remote = f"{local_registry.netloc}/team/bb:1"
     api.docker("tag", "busybox", remote)
     pushed = api.docker("push", remote).stdout
@@ -386,7 +327,7 @@ def test_push_then_pull_through_a_local_registry(api: ApiServer, local_registry:
     api.docker("rmi", remote)
 
 
-def test_pull_progress_is_docker_json_lines(api: ApiServer, local_registry: Registry) -> None:
+def test_pull_progress_is_docker_json_lines(api: ApiServer, local_registry: RunningRegistry) -> None:
     remote = f"{local_registry.netloc}/raw/bb"
     api.docker("tag", "busybox", f"{remote}:2")
     api.docker("push", f"{remote}:2")
@@ -400,7 +341,7 @@ def test_pull_progress_is_docker_json_lines(api: ApiServer, local_registry: Regi
     api.docker("rmi", f"{remote}:2")
 
 
-def test_pull_and_push_errors_reach_the_cli(api: ApiServer, local_registry: Registry) -> None:
+def test_pull_and_push_errors_reach_the_cli(api: ApiServer, local_registry: RunningRegistry) -> None:
     missing = api.docker("pull", f"{local_registry.netloc}/nothing/here:1", check=False)
     assert missing.returncode != 0 and missing.stderr.strip()
     unknown = api.docker("push", f"{local_registry.netloc}/not/tagged:1", check=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 
 from tests.api.conftest import ApiServer
 
@@ -90,48 +91,36 @@ print(s.recv(4096).split(b"\\r\\n")[0].decode())
 """
 
 
+def _as_nobody(socket_path: str) -> subprocess.CompletedProcess[str]:
+    """Run the tiny client as uid/gid 65534 with no supplementary groups."""
+    return subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+            UNPRIVILEGED_CLIENT,
+            socket_path,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
 def test_only_root_and_the_berth_group_may_connect(api: ApiServer) -> None:
     """File modes keep others out; the server checks the caller's credentials as a second lock."""
-    import subprocess
-
     run_mode = api.run.stat().st_mode & 0o777
     try:
         api.run.chmod(0o755)
         api.socket.chmod(0o666)  # as if someone loosened the socket by mistake
-        reply = subprocess.run(
-            [
-                "setpriv",
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "/usr/bin/python3",
-                "-c",
-                UNPRIVILEGED_CLIENT,
-                str(api.socket),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout.strip()
+        reply = _as_nobody(str(api.socket)).stdout.strip()
         assert reply.startswith("HTTP/1.1 403"), reply
         api.socket.chmod(0o660)
-        denied = subprocess.run(
-            [
-                "setpriv",
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "/usr/bin/python3",
-                "-c",
-                UNPRIVILEGED_CLIENT,
-                str(api.socket),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        denied = _as_nobody(str(api.socket))
         assert denied.returncode != 0 and "PermissionError" in denied.stderr
     finally:
         api.socket.chmod(0o660)

@@ -8,19 +8,16 @@ engine. All traffic stays on 127.0.0.1.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import io
 import json
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import sys
 import tarfile
 import tempfile
 import threading
-import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,13 +33,13 @@ from engine.models import Event, Image, Layer, RepoDigest
 from engine.progress import LayerProgress, OutputLine, ProgressEvent
 from engine.services import images, imagestore, registry, system
 from tests.conftest import TMP_PREFIX, require
+from tests.registry import RunningRegistry, start_registry
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import crypt  # deprecated, but the one stdlib way to bcrypt a password for the registry's htpasswd
 
 REPO = Path(__file__).resolve().parents[2]
-REGISTRY_BIN = "/usr/bin/docker-registry"
 SKOPEO = "/usr/bin/skopeo"
 PASSWORD = "s3cret-pw-for-test"
 
@@ -52,68 +49,6 @@ def digest(data: bytes) -> str:
 
 
 # -- a real registry --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class RunningRegistry:
-    netloc: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
-def start_registry(directory: Path, *, htpasswd: Path | None = None) -> RunningRegistry:
-    require(
-        os.access(REGISTRY_BIN, os.X_OK), f"{REGISTRY_BIN} is not installed (apt-get install docker-registry)"
-    )
-    port = free_port()
-    (directory / "data").mkdir()
-    config = [
-        "version: 0.1",
-        "log:",
-        "  level: error",
-        "storage:",
-        "  filesystem:",
-        f"    rootdirectory: {directory / 'data'}",
-        "http:",
-        f"  addr: 127.0.0.1:{port}",
-    ]
-    if htpasswd is not None:
-        config += ["auth:", "  htpasswd:", "    realm: berth-test", f"    path: {htpasswd}"]
-    (directory / "config.yml").write_text("\n".join(config) + "\n")
-    log = directory / "registry.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [REGISTRY_BIN, "serve", str(directory / "config.yml")], stdout=out, stderr=out
-        )
-    running = RunningRegistry(f"127.0.0.1:{port}", proc, log)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"docker-registry exited: {log.read_text()[-2000:]}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/v2/")
-            conn.getresponse().read()
-            conn.close()
-            return running
-        except OSError:
-            time.sleep(0.05)
-    running.stop()
-    pytest.fail("docker-registry did not start listening within 15 s")
 
 
 def skopeo(*args: str) -> str:
