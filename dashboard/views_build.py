@@ -27,9 +27,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from dashboard import policy
 from dashboard.errors import is_htmx, toast_trigger
 from dashboard.forms_build import BuildForm, PullForm
-from dashboard.forms_images import EngineUploadHandler
-from dashboard.views_images import image_url, refuse_upload_early, wants_json
-from engine.errors import EngineError, PermissionDenied
+from dashboard.views_images import image_url, job_started, refuse_upload_early, wants_json, with_upload
+from engine.errors import PermissionDenied
 from engine.models import Image
 from engine.progress import OutputLine, Progress, ProgressEvent, StepProgress
 from engine.registry import reference
@@ -142,16 +141,7 @@ def image_build(request: HttpRequest) -> HttpResponse:
         return refused
     if request.method == "GET":
         return render(request, template, {"form": BuildForm()})
-    handler = EngineUploadHandler(request)
-    request.upload_handlers = [handler]
-    try:
-        return _start_build(request, template)
-    except EngineError as exc:
-        if wants_json(request):
-            return JsonResponse({"error": str(exc)}, status=exc.status)
-        raise
-    finally:
-        handler.discard(keep=getattr(request, "_berth_kept_upload", None))
+    return with_upload(request, lambda: _start_build(request, template))
 
 
 @csrf_protect
@@ -185,11 +175,7 @@ def _start_build(request: HttpRequest, template: str) -> HttpResponse:
         cleanup=cleanup,
         cancel=cancel,
     )
-    request._berth_kept_upload = context_path  # type: ignore[attr-defined]  # the job owns the file now
-    target = reverse("job", args=[job.pk])
-    if wants_json(request):
-        return JsonResponse({"redirect": target, "job": str(job.pk)})
-    return HttpResponseRedirect(target)
+    return job_started(request, job, context_path)
 
 
 # ---------- cancel ----------

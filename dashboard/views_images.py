@@ -8,6 +8,7 @@ Every action asks dashboard.policy first and runs as the signed-in user (engine.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from dashboard.errors import is_htmx, toast_trigger
 from dashboard.forms_images import EngineUploadHandler, ImportForm, LoadForm, PruneForm, RemoveForm, TagForm
 from engine import events
 from engine.errors import EngineError, InvalidArgument
+from engine.models import Job
 from engine.services import containers, images, imagetransfer, jobs
 
 IMAGE_ID = r"(?P<image_id>[0-9a-f]{12,64})"
@@ -241,18 +243,48 @@ def _human(n: int) -> str:
 # ---------- import and load (uploads that become jobs) ----------
 
 
-def refuse_upload_early(request: HttpRequest) -> HttpResponse | None:
+def refuse_upload_early(request: HttpRequest, action: str = "image.import") -> HttpResponse | None:
     """Check the right to upload before the body is parsed: a viewer's upload never reaches the disk.
 
     Returns the refusal for XHR uploads (JSON); raises PermissionDenied for plain forms.
     """
     try:
-        policy.check(request.user, "image.import")
+        policy.check(request.user, action)
     except EngineError as exc:
         if wants_json(request):
             return JsonResponse({"error": str(exc)}, status=exc.status)
         raise
     return None
+
+
+def with_upload(request: HttpRequest, start: Callable[[], HttpResponse]) -> HttpResponse:
+    """Run `start` with the body streamed to a file under BERTH_ROOT; the file goes unless a job kept it.
+
+    `start` must be csrf_protect'ed itself: the CSRF check parses the body, and the upload handler
+    has to be in place before that.
+    """
+    handler = EngineUploadHandler(request)
+    request.upload_handlers = [handler]
+    try:
+        return start()
+    except EngineError as exc:
+        if wants_json(request):
+            return JsonResponse({"error": str(exc)}, status=exc.status)
+        raise
+    finally:
+        handler.discard(keep=getattr(request, "_berth_kept_upload", None))
+
+
+def job_started(request: HttpRequest, job: Job, upload_path: str | None) -> HttpResponse:
+    """The answer to a form that started a job: its page (or its URL, for XHR uploads).
+
+    The job owns `upload_path` from now on: `with_upload` leaves it in place.
+    """
+    request._berth_kept_upload = upload_path  # type: ignore[attr-defined]
+    url = reverse("job", args=[job.pk])
+    if wants_json(request):
+        return JsonResponse({"redirect": url, "job": str(job.pk)})
+    return HttpResponseRedirect(url)
 
 
 def _upload_view(request: HttpRequest, *, kind: str) -> HttpResponse:
@@ -264,16 +296,7 @@ def _upload_view(request: HttpRequest, *, kind: str) -> HttpResponse:
         return refused
     if request.method == "GET":
         return render(request, template, {"form": form_class(), "kind": kind})
-    handler = EngineUploadHandler(request)
-    request.upload_handlers = [handler]
-    try:
-        return _start_upload_job(request, form_class, template, kind)
-    except EngineError as exc:
-        if wants_json(request):
-            return JsonResponse({"error": str(exc)}, status=exc.status)
-        raise
-    finally:
-        handler.discard(keep=getattr(request, "_berth_kept_upload", None))
+    return with_upload(request, lambda: _start_upload_job(request, form_class, template, kind))
 
 
 @csrf_protect
@@ -304,11 +327,7 @@ def _start_upload_job(request: HttpRequest, form_class: type, template: str, kin
         actor=request.user.get_username(),
         cleanup=lambda: Path(path).unlink(missing_ok=True),
     )
-    request._berth_kept_upload = path  # type: ignore[attr-defined]  # the job owns the file now
-    target = reverse("job", args=[job.pk])
-    if wants_json(request):
-        return JsonResponse({"redirect": target, "job": str(job.pk)})
-    return HttpResponseRedirect(target)
+    return job_started(request, job, path)
 
 
 def _load_work(path: str) -> Any:

@@ -30,10 +30,9 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dashboard import policy
-from dashboard.forms_images import EngineUploadHandler
-from dashboard.views_images import wants_json
+from dashboard.views_images import job_started, refuse_upload_early, wants_json, with_upload
 from engine import conf
-from engine.errors import EngineError, InvalidArgument, NotFound, PermissionDenied
+from engine.errors import InvalidArgument, NotFound, PermissionDenied
 from engine.models import Job, JobState
 from engine.services import jobs, volumebackup, volumes
 
@@ -213,38 +212,18 @@ def backup_download(request: HttpRequest, name: str, job_id: str) -> FileRespons
 # ---------- restore ----------
 
 
-def _refuse_early(request: HttpRequest) -> HttpResponse | None:
-    """Check the right to restore before the body is parsed: a viewer's upload never reaches the disk."""
-    try:
-        policy.check(request.user, "volume.restore")
-    except EngineError as exc:
-        if wants_json(request):
-            return JsonResponse({"error": str(exc)}, status=exc.status)
-        raise
-    return None
-
-
 @csrf_exempt  # checked by _start_restore once the upload handler is in place
 @login_required
 @require_http_methods(["GET", "POST"])
 def restore(request: HttpRequest, name: str) -> HttpResponse:
-    refused = _refuse_early(request)
+    refused = refuse_upload_early(request, "volume.restore")
     if refused is not None:
         return refused
     volume = volumes.get(name)
     if request.method == "GET":
         form = RestoreForm(initial={"target": volume.name})
         return render(request, "dashboard/volume_restore.html", {"form": form, "volume": volume})
-    handler = EngineUploadHandler(request)
-    request.upload_handlers = [handler]
-    try:
-        return _start_restore(request, volume.name)
-    except EngineError as exc:
-        if wants_json(request):
-            return JsonResponse({"error": str(exc)}, status=exc.status)
-        raise
-    finally:
-        handler.discard(keep=getattr(request, "_berth_kept_upload", None))
+    return with_upload(request, lambda: _start_restore(request, volume.name))
 
 
 @csrf_protect
@@ -271,11 +250,7 @@ def _start_restore(request: HttpRequest, name: str) -> HttpResponse:
         actor=request.user.get_username(),
         cleanup=lambda: Path(upload_path).unlink(missing_ok=True),
     )
-    request._berth_kept_upload = upload_path  # type: ignore[attr-defined]  # the job owns the file now
-    url = reverse("job", args=[job.pk])
-    if wants_json(request):
-        return JsonResponse({"redirect": url, "job": str(job.pk)})
-    return HttpResponseRedirect(url)
+    return job_started(request, job, upload_path)
 
 
 def _check_target(form: RestoreForm) -> None:
