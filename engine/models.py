@@ -252,7 +252,9 @@ class ContainerRevision(models.Model):
     )
     spec = models.JSONField(help_text="ContainerOptions as a dict: everything needed to recreate")
     action = models.CharField(max_length=16, default="create", help_text="create, edit or rollback")
-    restored = models.PositiveIntegerField(null=True, blank=True, help_text="the revision a rollback restored")
+    restored = models.PositiveIntegerField(
+        null=True, blank=True, help_text="the revision a rollback restored"
+    )
     changes = models.JSONField(default=list, blank=True, help_text="[field, old, new] against the previous")
     actor = models.CharField(max_length=150, blank=True)
     created = models.DateTimeField(default=timezone.now)

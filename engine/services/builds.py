@@ -19,15 +19,18 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from engine import events
-from engine.build import builder, context, imagestate, steps
-from engine.build import dockerfile as dockerfile_parser
-from engine.build.steps import BuildCancelled
+from engine.dockerfile import context
+from engine.dockerfile import parser as dockerfile_parser
 from engine.errors import BadReference, InvalidArgument
 from engine.image import changes as image_changes
 from engine.models import Container, ContainerState, Image
 from engine.progress import Progress, ignore
 from engine.registry import reference
+from engine.services import buildrunner as builder
+from engine.services import buildstate as imagestate
+from engine.services import buildsteps as steps
 from engine.services import containers, imagestore, lifecycle
+from engine.services.buildsteps import BuildCancelled
 
 log = logging.getLogger(__name__)
 

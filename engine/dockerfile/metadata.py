@@ -16,8 +16,8 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from engine.build import words
-from engine.build.dockerfile import Instruction
+from engine.dockerfile import words
+from engine.dockerfile.parser import Instruction
 from engine.errors import DockerfileError, InvalidArgument
 from engine.image import changes
 

@@ -15,9 +15,9 @@ import stat
 import tarfile
 from dataclasses import dataclass
 
-from engine.build import layerdiff
-from engine.build.context import SourceTree
+from engine.dockerfile.context import SourceTree
 from engine.errors import DockerfileError
+from engine.store import layerdiff
 
 _DIR_MODE = 0o755
 _ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")

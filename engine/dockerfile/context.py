@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from engine.build import ignore, layerdiff
+from engine.dockerfile import ignore
 from engine.errors import DockerfileError, InvalidArgument, RuntimeFailure
-from engine.store import fsops
+from engine.store import fsops, layerdiff
 from engine.store import layers as layer_store
 
 MAX_SYMLINKS = 40  # as the kernel's MAXSYMLINKS

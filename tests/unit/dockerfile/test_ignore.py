@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.build.ignore import matcher
+from engine.dockerfile.ignore import matcher
 from engine.errors import InvalidArgument
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.build.dockerfile import parse
+from engine.dockerfile.parser import parse
 from engine.errors import DockerfileError
 
 
@@ -96,7 +96,7 @@ def test_a_huge_or_binary_dockerfile_is_refused() -> None:
 
 
 def test_an_onbuild_trigger_parses_as_its_instruction() -> None:
-    from engine.build.dockerfile import parse_trigger
+    from engine.dockerfile.parser import parse_trigger
 
     instr = parse_trigger("COPY --chown=1:1 a b", 3)
     assert (instr.keyword, instr.flag("chown"), instr.args, instr.line) == ("COPY", "1:1", "a b", 3)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.build.words import expand, parse_pairs, raw_words, split_words
+from engine.dockerfile.words import expand, parse_pairs, raw_words, split_words
 from engine.errors import DockerfileError
 
 ENV = {"A": "a", "EMPTY": "", "SP": "x y"}

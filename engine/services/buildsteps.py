@@ -19,16 +19,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from engine import conf
-from engine.build import layerdiff
-from engine.build.context import SourceTree
+from engine.dockerfile.context import SourceTree
 from engine.errors import ContainerNotFound, EngineError
 from engine.models import Image
 from engine.progress import OutputLine, Progress
 from engine.runtime import conmon, logfile
 from engine.runtime.options import ContainerOptions
 from engine.services import bundle, containers, imagestore, lifecycle
+from engine.store import layerdiff, overlay
 from engine.store import layers as layer_store
-from engine.store import overlay
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.build.context import SourceTree, check_source, open_context, unpack_tar
+from engine.dockerfile.context import SourceTree, check_source, open_context, unpack_tar
 from engine.errors import DockerfileError, InvalidArgument
 
 

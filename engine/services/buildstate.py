@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.build import metadata
+from engine.dockerfile import metadata
 from engine.image import formats
 from engine.models import Image
 from engine.services import imagestore

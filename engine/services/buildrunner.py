@@ -20,17 +20,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.build import copying, dockerfile, layerdiff, metadata, steps, words
-from engine.build.context import SourceTree, check_source
-from engine.build.dockerfile import Dockerfile, Instruction, Stage
-from engine.build.imagestate import State, commit, find_cached, state_of
+from engine.dockerfile import copying, metadata, words
+from engine.dockerfile import parser as dockerfile
+from engine.dockerfile.context import SourceTree, check_source
+from engine.dockerfile.parser import Dockerfile, Instruction, Stage
 from engine.errors import DockerfileError, EngineError, ImageNotFound, InvalidArgument
 from engine.models import Image
 from engine.progress import OutputLine, Progress, StepProgress
 from engine.runtime import users
 from engine.runtime.options import ContainerOptions
+from engine.services import buildsteps as steps
 from engine.services import images
+from engine.services.buildstate import State, commit, find_cached, state_of
 from engine.services.imagestore import StoredLayer
+from engine.store import layerdiff
 from engine.store import layers as layer_store
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.build.layerdiff import TarPipe, write_upper
 from engine.errors import InvalidArgument
 from engine.store import layers
+from engine.store.layerdiff import TarPipe, write_upper
 from tests.conftest import require_root
 
 

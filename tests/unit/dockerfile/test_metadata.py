@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.build.dockerfile import parse
-from engine.build.metadata import apply, parse_duration
+from engine.dockerfile.metadata import apply, parse_duration
+from engine.dockerfile.parser import parse
 from engine.errors import DockerfileError
 
 
