@@ -65,6 +65,7 @@ run: setup
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy engine dashboard
 
 test: setup lint
 	$(VENV)/bin/pytest

@@ -25,7 +25,8 @@ from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.template.loader import render_to_string
 
-from engine.errors import EngineError
+from engine.errors import DiskFull, EngineError
+from engine.services.disk import full_disk
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ TITLES: dict[int, str] = {
     500: "Engine error",
     502: "Registry error",
     503: "Engine unavailable",
+    507: "Disk full",
 }
 
 
@@ -114,8 +116,10 @@ class EngineErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        # A full disk surfaces raw (ENOSPC, SQLite's "database or disk is full") from anywhere.
+        exception = full_disk(exception) or exception
         if isinstance(exception, EngineError):
-            if request.method == "POST":
+            if request.method == "POST" and not isinstance(exception, DiskFull):  # no room to record it
                 _record_failure(request, exception)
             return engine_error_response(request, exception)
         return None

@@ -14,8 +14,7 @@ from typing import Any
 from django import forms
 
 from engine.errors import EngineError
-from engine.registry import reference
-from engine.services import registry
+from engine.services import refs, registry
 
 MAX_TAGS = 100
 MAX_BUILD_ARGS = 1000
@@ -58,7 +57,7 @@ class PullForm(forms.Form):
     def clean_reference(self) -> str:
         value = self.cleaned_data["reference"].strip()
         try:
-            reference.parse(value)
+            refs.parse_image(value)
         except EngineError as exc:
             raise forms.ValidationError(str(exc)) from None
         return value
@@ -140,7 +139,7 @@ class BuildForm(forms.Form):
         errors = []
         for tag in tags:
             try:
-                parsed = reference.parse(tag)
+                parsed = refs.parse_image(tag)
             except EngineError as exc:
                 errors.append(f"{tag}: {exc}")
                 continue
@@ -175,7 +174,8 @@ class BuildForm(forms.Form):
         return (self.cleaned_data.get("target") or "").strip()
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data  # what Form.clean returns (typed as optional by the stubs)
         text = data.get("dockerfile_text") or ""
         if not text.strip():
             data["dockerfile_text"] = None

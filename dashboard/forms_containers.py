@@ -1,6 +1,6 @@
 """The Run container form: the CLI's options in groups, parsed by the engine's own parsers.
 
-Every field is parsed by engine.runtime.options (the same parsers as `berth run`), so the form and the
+Every field is parsed by engine.services.options (the same parsers as `berth run`), so the form and the
 CLI accept exactly the same syntax and say the same things about mistakes. The form never decides
 who may ask for what: `spec()` describes the request in the keys dashboard/policy.py reads, and the
 view calls policy.check with it. Admin-only fields are hidden from other roles in the template but
@@ -17,8 +17,7 @@ from typing import Any
 from django import forms
 
 from engine.errors import EngineError, ImageNotFound, InvalidArgument
-from engine.net import ports
-from engine.runtime import options as opts
+from engine.services import options as opts
 
 RESTART_CHOICES = [(name, name) for name in opts.RESTART_POLICIES]
 # The predefined networks; user networks are added per form (see RunForm.__init__).
@@ -167,8 +166,10 @@ class RunForm(forms.Form):
             *NETWORK_CHOICES,
             *((name, name) for name in networks if name not in ("bridge", "none", "host")),
         ]
-        self.fields["network"].choices = choices
-        self.fields["network"].widget.choices = [c for c in choices if show_host or c[0] != "host"]
+        network = self.fields["network"]
+        assert isinstance(network, forms.ChoiceField)
+        network.choices = choices
+        network.widget.choices = [c for c in choices if show_host or c[0] != "host"]
 
     def add_error(self, field: str | None, error: Any) -> None:
         """Record the error and mark the input invalid for assistive technology and the CSS."""
@@ -253,7 +254,7 @@ class RunForm(forms.Form):
         if len(specs) > MAX_PUBLISH:
             raise forms.ValidationError(f"at most {MAX_PUBLISH} published ports")
         for spec in specs:
-            self._parse(ports.parse_publish, spec)
+            self._parse(opts.check_publish, spec)
         return specs
 
     def clean_network_aliases(self) -> tuple[str, ...]:
@@ -266,7 +267,8 @@ class RunForm(forms.Form):
         return tuple(_words(self.cleaned_data["cap_drop"]))
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data  # what Form.clean returns (typed as optional by the stubs)
         restart = data.get("restart") or "no"
         retries = data.get("restart_retries")
         if retries and restart != "on-failure":

@@ -19,9 +19,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 
 from engine import conf
-from engine.errors import EngineError
-from engine.image import changes as image_changes
-from engine.registry import reference
+from engine.errors import DiskFull, EngineError
+from engine.services import imagetransfer, refs
 
 # An archive bigger than this is refused while it streams (BERTH_UPLOAD_MAX_SIZE in settings).
 DEFAULT_MAX_UPLOAD = 20 * 1024**3
@@ -60,19 +59,25 @@ class EngineUploadHandler(FileUploadHandler):
         self._file = os.fdopen(fd, "w+b")
         self.file = self._file  # MultiPartParser closes `handler.file` when it stops an upload
         self._written = 0
+        self._reserve = conf.disk_reserve()
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
         self._written += len(raw_data)
         if self._written > self.limit:
             raise StopUpload(connection_reset=True)
         self._file.write(raw_data)
+        try:
+            self._reserve.written(len(raw_data))
+        except DiskFull:
+            self.discard()  # the middleware answers with the one-line error; nothing is left
+            raise
         return None
 
     def file_complete(self, file_size: int) -> EngineUpload:
         self._file.flush()
         self._file.seek(0)
         return EngineUpload(
-            self._file, self.paths[-1], self.file_name, self.content_type, file_size, self.charset
+            self._file, self.paths[-1], self.file_name or "", self.content_type or "", file_size, self.charset
         )
 
     def upload_interrupted(self) -> None:
@@ -117,7 +122,7 @@ class ImportForm(forms.Form):
         value = (self.cleaned_data.get("reference") or "").strip()
         if value:
             try:
-                parsed = reference.parse(value)
+                parsed = refs.parse_image(value)
             except EngineError as exc:
                 raise forms.ValidationError(str(exc)) from None
             if parsed.digest:
@@ -127,7 +132,7 @@ class ImportForm(forms.Form):
     def clean_changes(self) -> list[str]:
         lines = _lines(self.cleaned_data.get("changes") or "")
         try:
-            image_changes.apply_changes({}, lines)  # validate now, before the upload becomes a job
+            imagetransfer.check_changes(lines)  # validate now, before the upload becomes a job
         except EngineError as exc:
             raise forms.ValidationError(str(exc)) from None
         return lines
@@ -149,7 +154,7 @@ class TagForm(forms.Form):
     def clean_target(self) -> str:
         value = self.cleaned_data["target"].strip()
         try:
-            reference.parse(value)
+            refs.parse_image(value)
         except EngineError as exc:
             raise forms.ValidationError(str(exc)) from None
         return value

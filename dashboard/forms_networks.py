@@ -90,7 +90,8 @@ class ConnectForm(forms.Form):
     alias = forms.CharField(label="Alias", max_length=255, required=False)
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data  # what Form.clean returns (typed as optional by the stubs)
         for key in ("network", "container", "ip", "alias"):
             data[key] = (data.get(key) or "").strip()
         return data

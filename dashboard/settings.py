@@ -22,6 +22,10 @@ BERTH_CONMON = os.environ.get("BERTH_CONMON", "conmon")
 # prefix of its user bridges and veths. Tests give each engine its own.
 BERTH_NET_TAG = os.environ.get("BERTH_NET_TAG", "berth")
 BERTH_BIND_ALLOW = [p for p in os.environ.get("BERTH_BIND_ALLOW", "").split(":") if p]
+# Largest tmpfs (bytes) a container may mount; unset: half of the host's memory, the kernel's default.
+BERTH_TMPFS_MAX_SIZE = int(os.environ.get("BERTH_TMPFS_MAX_SIZE") or 0) or None
+# Free space (bytes) every writer leaves under BERTH_ROOT; unset: max(1 GiB, 5 % of the file system).
+BERTH_DISK_RESERVE = int(os.environ["BERTH_DISK_RESERVE"]) if os.environ.get("BERTH_DISK_RESERVE") else None
 
 
 def _secret_key() -> str:
@@ -193,7 +197,9 @@ BERTH_LOGIN_LOCKOUT = 15 * 60
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # journald gets a priority prefix and no second timestamp (dashboard/logconfig.py)
+    "formatters": {"berth": {"()": "dashboard.logconfig.Formatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "berth"}},
     "root": {"handlers": ["console"], "level": os.environ.get("BERTH_LOG_LEVEL", "WARNING")},
 }
 

@@ -60,6 +60,7 @@ def disk_chart(usage: dict[str, int]) -> dict[str, Any]:
         "disk_total": disk_total,
         "share": f"{share:.1f}",
         "reclaimable": usage.get("reclaimable", 0),
+        "leftovers": usage.get("leftovers", 0),
     }
 
 

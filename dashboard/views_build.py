@@ -31,8 +31,7 @@ from dashboard.views_images import image_url, job_started, refuse_upload_early, 
 from engine.errors import PermissionDenied
 from engine.models import Image
 from engine.progress import OutputLine, Progress, ProgressEvent, StepProgress
-from engine.registry import reference
-from engine.services import builds, jobs, registry
+from engine.services import builds, jobs, refs, registry
 
 
 def _describe(image: Image, tags: list[str]) -> dict[str, Any]:
@@ -48,7 +47,7 @@ def _describe(image: Image, tags: list[str]) -> dict[str, Any]:
 def _pull_work(ref: str, platform: str | None) -> Callable[..., dict[str, Any]]:
     def work(*, progress: Progress) -> dict[str, Any]:
         image = registry.pull(ref, platform=platform, progress=progress)
-        parsed = reference.parse(ref)
+        parsed = refs.parse_image(ref)
         tags = [parsed.familiar()] if parsed.tag and not parsed.digest else []
         return {"image": image.id, "images": [_describe(image, tags)]}
 
@@ -116,7 +115,7 @@ def _build_work(options: dict[str, Any], context_path: str | None, cancel: threa
                 image = builds.build(stream, **kwargs)
         else:
             image = builds.build(_empty_context(), **kwargs)
-        tags = [reference.parse(t).familiar() for t in options["tags"]]
+        tags = [refs.parse_image(t).familiar() for t in options["tags"]]
         progress(OutputLine(f"Successfully built {image.short_id}"))
         for tag in tags:
             progress(OutputLine(f"Successfully tagged {tag}"))

@@ -34,7 +34,6 @@ from dashboard.security import allow_inline_style_elements
 from engine import events
 from engine.errors import ContainerNotFound, EngineError, InvalidArgument, InvalidState, PermissionDenied
 from engine.models import Container
-from engine.runtime import lifecycle as transitions
 from engine.services import containerinfo, containers, images, lifecycle, networks
 
 PAGE_SIZE = 50
@@ -63,7 +62,7 @@ BULK_ACTIONS = ("start", "stop", "restart", "remove")
 def available_actions(state: str) -> list[str]:
     """The lifecycle actions that make sense from `state` (remove is always offered; it forces)."""
     shown = [
-        a for a in ("start", "stop", "restart", "pause", "unpause", "kill") if state in transitions.ALLOWED[a]
+        a for a in ("start", "stop", "restart", "pause", "unpause", "kill") if containers.allows(a, state)
     ]
     if "stop" in shown and state in ("created", "exited"):
         shown.remove("stop")  # allowed by the table (a no-op) but pointless as a button
@@ -282,7 +281,7 @@ def _image_names() -> list[str]:
 def container_run(request: HttpRequest) -> HttpResponse:
     policy.check(request.user, "container.create")
     status = 200
-    choices = {"networks": _user_networks(), "show_host": _perms(request.user)["admin"]}
+    choices: dict[str, Any] = {"networks": _user_networks(), "show_host": _perms(request.user)["admin"]}
     if request.method == "POST":
         form = RunForm(request.POST, **choices)
         if form.is_valid():
@@ -440,6 +439,7 @@ def terminal_token(request: HttpRequest, ref: str) -> JsonResponse:
     exec_user = request.POST.get("user", "").strip() or None
     if exec_user is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}(:[A-Za-z0-9_.-]{1,32})?", exec_user):
         raise InvalidArgument(f"invalid user {exec_user!r}: use a name, uid or uid:gid")
+    assert request.user.pk is not None  # login_required
     token = terminals.manager.issue(
         user_id=request.user.pk, container_id=container.id, command=command, exec_user=exec_user
     )

@@ -65,7 +65,7 @@ def _back(request: HttpRequest, default: str) -> str:
 
 def _list_context(q: str) -> dict[str, Any]:
     found = networks.list_networks(filters={"name": [q]} if q else None)
-    rows = [{"network": n, "members": len(networks.members(n))} for n in found]
+    rows: list[dict[str, Any]] = [{"network": n, "members": len(networks.members(n))} for n in found]
     return {"rows": rows, "q": q, "unused": [r["network"].name for r in rows if _prunable(r)]}
 
 
@@ -180,7 +180,7 @@ def network_connect(request: HttpRequest) -> HttpResponse:
     policy.check(request.user, "network.connect")
     form = ConnectForm(request.POST)
     if not form.is_valid():
-        raise InvalidArgument("; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        raise InvalidArgument("; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in form.errors.items()))
     d = form.cleaned_data
     network = networks.resolve(d["network"])
     container = containers.resolve(d["container"])

@@ -30,8 +30,8 @@ from dashboard.views_containers import _image_names, _perms, _user_networks, mas
 from engine import events
 from engine.errors import EngineError, InvalidArgument, InvalidState, PermissionDenied
 from engine.models import Container
-from engine.runtime import options as opts
 from engine.services import containers, lifecycle, revisions, updates
+from engine.services import options as opts
 
 LABELS = {
     "image": "Image",

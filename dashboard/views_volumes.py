@@ -51,7 +51,7 @@ def _changed(message: str, event: str) -> HttpResponse:
 def _list_context(q: str) -> dict[str, Any]:
     found = volumes.list_volumes(filters={"name": [q]} if q else None)
     users = _users_by_volume()
-    rows = [{"volume": v, "users": users.get(v.pk, [])} for v in found]
+    rows: list[dict[str, Any]] = [{"volume": v, "users": users.get(v.pk, [])} for v in found]
     unused = [r["volume"] for r in rows if not r["users"]]
     return {
         "rows": rows,

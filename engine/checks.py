@@ -38,7 +38,7 @@ def check_runtime_version(app_configs, **kwargs) -> list[checks.CheckMessage]:  
     return [
         checks.Warning(
             warning,
-            hint="install a newer runc and point BERTH_RUNTIME at it (the distribution may have backported fixes)",
+            hint="install a newer runc (or your distribution's update) and point BERTH_RUNTIME at it",
             id="engine.W003",
         )
     ]

@@ -5,10 +5,13 @@ Reading at call time (not import time) lets tests give each test its own BERTH_R
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 from django.conf import settings
+
+from engine.store.diskspace import Reserve
 
 
 def root() -> Path:
@@ -64,8 +67,33 @@ def dns_dir(*, internal: bool = False) -> Path:
     return run_dir() / ("aardvark-internal" if internal else "aardvark")
 
 
+def disk_reserve() -> Reserve:
+    """The free space writers leave under BERTH_ROOT: BERTH_DISK_RESERVE bytes, by default the
+    larger of 1 GiB and 5 % of the file system. A new object per writer (it counts its bytes)."""
+    value = getattr(settings, "BERTH_DISK_RESERVE", None)
+    return Reserve(root(), None if value is None else int(value))
+
+
 def bind_allow() -> list[Path]:
     return [Path(p) for p in settings.BERTH_BIND_ALLOW]
+
+
+def engine_paths() -> list[Path]:
+    """What no bind mount may be, contain or lie inside (issue 10 item 3): the store (with the secret
+    key), the run state, the code the exit command runs as root, and an SQLite database file."""
+    paths = [root(), run_dir(), Path(settings.BASE_DIR)]
+    db = settings.DATABASES["default"]
+    if str(db.get("ENGINE", "")).endswith("sqlite3") and db.get("NAME"):
+        paths.append(Path(str(db["NAME"])))
+    return paths
+
+
+def tmpfs_max_size() -> int:
+    """The largest tmpfs a container may ask for (bytes): BERTH_TMPFS_MAX_SIZE, else half of RAM."""
+    value = getattr(settings, "BERTH_TMPFS_MAX_SIZE", None)
+    if value:
+        return int(value)
+    return max(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2, 1 << 20)
 
 
 def _which(name: str) -> str:

@@ -79,8 +79,16 @@ class DockerfileError(InvalidArgument):
         self.line = line
 
 
+class DigestMismatch(InvalidArgument):
+    """Content does not hash to the digest it was asked for (a corrupt or substituted blob)."""
+
+
 class UnsafeArchive(InvalidArgument):
     """An archive or layer tried to escape its directory or exceeded a cap."""
+
+
+class UnsafeRootfs(InvalidArgument):
+    """A container's root file system has a symlink where the runtime mounts or creates something."""
 
 
 class PermissionDenied(EngineError):
@@ -119,5 +127,25 @@ class RuntimeFailure(EngineError):
         self.stderr = stderr
 
 
+class CommandNotRunnable(RuntimeFailure):
+    """The runtime could not start the container's command; `exit_status` is Docker's for it.
+
+    127: not found; 126: found but not executable. `reason` is the runtime's own words, unframed.
+    """
+
+    def __init__(
+        self, message: str, *, reason: str, exit_status: int, argv: list[str] | None = None, stderr: str = ""
+    ) -> None:
+        super().__init__(message, argv=argv, stderr=stderr)
+        self.reason = reason
+        self.exit_status = exit_status
+
+
 class Unavailable(EngineError):
     status = 503
+
+
+class DiskFull(EngineError):
+    """Free space under BERTH_ROOT fell below the reserve, or the disk (or the database) is full."""
+
+    status = 507

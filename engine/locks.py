@@ -11,10 +11,16 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from engine import conf
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def lock_path(kind: str, key: str) -> Path:
+    """The flock file of (kind, key), for a process that takes it without this module (the log keeper)."""
+    return conf.locks_dir() / f"{kind}-{_SAFE.sub('_', key)[:200]}.lock"
 
 
 @contextmanager

@@ -40,7 +40,7 @@ def describe(sample: Any, previous: Any | None) -> dict[str, Any]:
         frame[key + "_rate"] = (
             max(0.0, (getattr(sample, key) - getattr(previous, key)) / elapsed) if elapsed > 0 else None
         )
-    if elapsed > 0:
+    if elapsed > 0 and previous is not None:
         frame["cpu_percent"] = round(max(0.0, (sample.cpu_ns - previous.cpu_ns) / (elapsed * 1e9) * 100), 2)
     return frame
 

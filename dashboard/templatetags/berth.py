@@ -64,7 +64,7 @@ def state_badge(state: str, exit_code: int | None = None) -> SafeString:
     label = state
     if state == "exited" and exit_code not in (None, ""):
         try:
-            code = int(exit_code)  # type: ignore[arg-type]
+            code = int(exit_code)
         except (TypeError, ValueError):
             code = 0
         if code != 0:

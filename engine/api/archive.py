@@ -10,8 +10,8 @@ from typing import Any
 from engine.api.http import Request, Response, Stream
 from engine.api.router import route
 from engine.errors import InvalidArgument
-from engine.runtime import options as opts
 from engine.services import files, updates
+from engine.services import options as opts
 
 TAR_TYPE = "application/x-tar"
 STAT_HEADER = "X-Docker-Container-Path-Stat"

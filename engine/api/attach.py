@@ -26,7 +26,6 @@ from engine.api.http import Hijack, Request, Response
 from engine.api.router import route
 from engine.errors import InvalidArgument, RuntimeFailure
 from engine.models import Container
-from engine.runtime import conmon
 from engine.services import attach as attaching
 
 RAW_STREAM = "application/vnd.docker.raw-stream"
@@ -332,14 +331,10 @@ class _Attachment:
         while True:
             for fd, mask in poller.poll(1000):
                 if fd == conmon_sock.fileno():
-                    try:
-                        packet = conmon_sock.recv(conmon.ATTACH_BUFFER)
-                    except OSError:
-                        return
-                    if not packet:
+                    item = attaching.receive(conmon_sock)
+                    if item is None:
                         return  # conmon closes attach clients when the container exits
-                    stream_byte, data = conmon.split_packet(packet)
-                    name = "stderr" if stream_byte == conmon.STREAM_STDERR else "stdout"
+                    name, data = item
                     if not self._send_item(client, name, data):
                         return
                     continue
@@ -400,11 +395,7 @@ def _park(conmon_sock: socket.socket) -> None:
 
     def drain() -> None:
         with conmon_sock:
-            while True:
-                try:
-                    if not conmon_sock.recv(conmon.ATTACH_BUFFER):
-                        return
-                except OSError:
-                    return
+            while attaching.receive(conmon_sock) is not None:
+                pass
 
     threading.Thread(target=drain, name="berth-attach-parked", daemon=True).start()

@@ -20,8 +20,7 @@ from engine.api.router import route
 from engine.errors import InvalidArgument
 from engine.models import Image
 from engine.progress import LayerProgress, OutputLine, ProgressEvent, StepProgress
-from engine.registry import reference
-from engine.services import builds
+from engine.services import builds, refs
 
 MAX_DOCKERFILE = 1 << 20
 
@@ -37,7 +36,7 @@ def build(request: Request) -> Stream:
         raise InvalidArgument("remote build contexts are not supported: send the context as a tar body")
     tags = [t for t in request.query.get("t", []) if t]
     for tag in tags:
-        if reference.parse(tag).digest:
+        if refs.parse_image(tag).digest:
             raise InvalidArgument(f"cannot tag with a digest reference: {tag}")
     build_args = _string_map(request, "buildargs", allow_null=True)
     labels = _string_map(request, "labels", allow_null=False)
@@ -94,7 +93,7 @@ def _messages(pump: Pump[Image], request: Request, tags: list[str], quiet: bool)
     yield {"aux": {"ID": image.id}}
     yield {"stream": f"Successfully built {image.short_id}\n"}
     for tag in tags:
-        yield {"stream": f"Successfully tagged {reference.parse(tag).familiar()}\n"}
+        yield {"stream": f"Successfully tagged {refs.parse_image(tag).familiar()}\n"}
 
 
 def _line(event: ProgressEvent) -> dict[str, Any] | None:

@@ -11,8 +11,8 @@ import struct
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine.cli.render import human_duration
 from engine.errors import InvalidArgument
+from engine.humanize import human_duration
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 STDOUT = 1

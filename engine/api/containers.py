@@ -19,7 +19,7 @@ from engine.api import containerformat as fmt
 from engine.api import createspec
 from engine.api.http import ApiError, Request, Response, no_content, not_modified
 from engine.api.router import route
-from engine.errors import ContainerNotFound, EngineError, ImageNotFound, InvalidArgument, RuntimeFailure
+from engine.errors import CommandNotRunnable, ContainerNotFound, EngineError, ImageNotFound, InvalidArgument
 from engine.models import Container, ContainerState
 from engine.services import bundle, containerinfo, containers, lifecycle, netsetup, networks, volumes
 
@@ -287,11 +287,9 @@ def start(request: Request) -> Response:
     try:
         with docker_not_found(request.params["id"]):
             lifecycle.start(c.id)
-    except RuntimeFailure as exc:
-        if getattr(exc, "cli_exit_code", None):
-            # The command could not be run (not found, not executable): the request was at fault.
-            raise ApiError(400, str(exc)) from None
-        raise
+    except CommandNotRunnable as exc:
+        # The command could not be run (not found, not executable): the request was at fault.
+        raise ApiError(400, str(exc)) from None
     return no_content()
 
 
@@ -409,7 +407,7 @@ def top(request: Request) -> Response:
         body={
             "Titles": TOP_TITLES,
             "Processes": [
-                [p.uid, str(p.pid), str(p.ppid), "0", p.stime, "?", p.time, p.cmd] for p in processes
+                [p.uid, str(p.pid), str(p.ppid), str(p.c), p.stime, p.tty, p.time, p.cmd] for p in processes
             ],
         }
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import InvalidArgument
-from engine.runtime import options as opts
+from engine.services import options as opts
 
 # Docker log drivers whose size caps map onto the engine's own capped log file.
 LOG_DRIVERS = ("", "json-file", "k8s-file", "local")
@@ -378,6 +378,8 @@ def _mount(item: Fields) -> opts.MountRequest:
         parts.append(f"source={source}")
     if item.boolean("ReadOnly"):
         parts.append("readonly")
+    if kind == "volume" and item.child("VolumeOptions").boolean("NoCopy"):
+        parts.append("volume-nocopy")
     if kind == "tmpfs":
         tmpfs = item.child("TmpfsOptions")
         size = tmpfs.integer("SizeBytes")

@@ -33,9 +33,8 @@ from engine.api.router import route
 from engine.errors import EngineError, InUse, InvalidArgument
 from engine.models import Image
 from engine.progress import LayerProgress, OutputLine, ProgressEvent, StepProgress
-from engine.registry import reference
-from engine.registry.auth import Credentials
-from engine.services import images, imagetransfer, registry
+from engine.services import images, imagetransfer, refs, registry
+from engine.services.registry import Credentials
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +126,9 @@ def tag_image(request: Request) -> Response:
         raise InvalidArgument(
             "repository name must have at least one component (the repo parameter is empty)"
         )
-    if tag and not reference.is_valid_tag(tag):
+    if tag and not refs.is_valid_tag(tag):
         raise InvalidArgument(f"invalid tag format: {tag!r}")
-    parsed = reference.parse(repo, default_tag=None)
+    parsed = refs.parse_image(repo, default_tag=None)
     if parsed.digest or (parsed.tag and tag):
         raise InvalidArgument(f"invalid repository name {repo!r}: give the tag in the tag parameter")
     if parsed.familiar_repository() == "sha256":
@@ -183,13 +182,13 @@ def create_image(request: Request) -> Stream:
 def _pull(request: Request, from_image: str) -> Stream:
     name = from_image.removesuffix(":")  # `pull -a` sends "name:"
     tag = request.arg("tag") or ""
-    parsed = reference.parse(name, default_tag=None)
+    parsed = refs.parse_image(name, default_tag=None)
     if tag:
-        parsed = reference.parse(
+        parsed = refs.parse_image(
             f"{parsed.repository}@{tag}" if tag.startswith("sha256:") else f"{parsed.repository}:{tag}"
         )
     elif parsed.tag is None and parsed.digest is None:
-        parsed = reference.parse(parsed.repository)
+        parsed = refs.parse_image(parsed.repository)
     ref = str(parsed)
     platform = request.arg("platform") or None
     credentials = registry_credentials(request)
@@ -211,7 +210,7 @@ def _import(request: Request, from_src: str) -> Stream:
     tag = request.arg("tag") or ""
     target: str | None = None
     if repo:
-        target = str(reference.parse(f"{repo}:{tag}" if tag else repo))
+        target = str(refs.parse_image(f"{repo}:{tag}" if tag else repo))
     changes = request.query.get("changes", [])
     message = request.arg("message") or ""
     path = spool_body(request.body, prefix="import-")
@@ -270,7 +269,7 @@ def _registry_messages(pump: Pump[Any], request: Request) -> Iterator[dict[str, 
         return
     result = pump.result
     if isinstance(result, registry.PushResult):
-        tag = reference.parse(result.reference).tag or "latest"
+        tag = refs.parse_image(result.reference).tag or "latest"
         yield {"progressDetail": {}, "aux": {"Tag": tag, "Digest": result.digest, "Size": result.size}}
 
 
@@ -281,11 +280,11 @@ def _registry_messages(pump: Pump[Any], request: Request) -> Iterator[dict[str, 
 def push_image(request: Request) -> Stream:
     name = request.params["name"]
     tag = request.arg("tag") or ""
-    parsed = reference.parse(name)
+    parsed = refs.parse_image(name)
     if tag:
-        if not reference.is_valid_tag(tag):
+        if not refs.is_valid_tag(tag):
             raise InvalidArgument(f"invalid tag format: {tag!r}")
-        parsed = reference.parse(f"{parsed.repository}:{tag}")
+        parsed = refs.parse_image(f"{parsed.repository}:{tag}")
     ref = str(parsed)
     credentials = registry_credentials(request)
     # registry.push resolves the image before its first event, so an unknown one is still a 404.

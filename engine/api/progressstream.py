@@ -190,10 +190,12 @@ def spool_body(body: Iterator[bytes] | Any, *, prefix: str) -> Path:
     conf.ensure_dirs()
     fd, name = tempfile.mkstemp(prefix=prefix, dir=conf.tmp_dir())
     path = Path(name)
+    reserve = conf.disk_reserve()
     try:
         with os.fdopen(fd, "wb") as out:
             for chunk in body:
                 out.write(chunk)
+                reserve.written(len(chunk))  # DiskFull: the file is removed below
     except BaseException:
         path.unlink(missing_ok=True)
         raise

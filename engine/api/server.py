@@ -24,10 +24,11 @@ from urllib.parse import unquote
 
 import h11
 
-from engine import events
+from engine import conf, events
 from engine.api import router
 from engine.api.http import ApiError, BodyReader, Hijack, Request, Response, Stream, error_body
-from engine.errors import EngineError, NotFound
+from engine.errors import DiskFull, EngineError, NotFound
+from engine.services.disk import full_disk
 
 log = logging.getLogger("berth.api")
 
@@ -304,13 +305,18 @@ class Connection:
             raise
         except EngineError as exc:
             result = Response(status=_status_of(exc), body=error_body(_docker_message(exc)))
-            if method not in ("GET", "HEAD") and result.status >= 400:
+            if method not in ("GET", "HEAD") and result.status >= 400 and not isinstance(exc, DiskFull):
                 _record_failure(request, str(exc), self.actor)
         except h11.LocalProtocolError:
             raise ClientGone("the response could not be framed") from None
         except Exception as exc:  # noqa: BLE001 - every failure becomes Docker's error shape
-            log.error("API %s %s failed:\n%s", method, request.path, traceback.format_exc())
-            result = Response(status=500, body=error_body(f"internal error: {type(exc).__name__}: {exc}"))
+            # A full disk surfaces raw (ENOSPC, SQLite's "database or disk is full") from anywhere.
+            full = full_disk(exc)
+            if full is not None:
+                result = Response(status=_status_of(full), body=error_body(_docker_message(full)))
+            else:
+                log.error("API %s %s failed:\n%s", method, request.path, traceback.format_exc())
+                result = Response(status=500, body=error_body(f"internal error: {type(exc).__name__}: {exc}"))
         if result is None:
             result = Response(status=204)
         if not isinstance(result, Response):
@@ -371,7 +377,6 @@ def _close_database_connection() -> None:
 
 
 def socket_path() -> Path:
-    from engine import conf
 
     return conf.run_dir() / "docker.sock"
 

@@ -18,9 +18,8 @@ import threading
 import tty
 from collections.abc import Iterator
 
-from engine import locks
 from engine.models import Container
-from engine.runtime import conmon
+from engine.services import attach as attaching
 from engine.services import bundle, containerinfo, lifecycle
 
 
@@ -30,7 +29,7 @@ def run_attached(container: Container, *, interactive: bool, tty: bool) -> int:
     While attached, a shared lock tells conmon's exit command that this client removes an --rm
     container itself, after it has read all output and the exit code.
     """
-    with locks.holding_shared("attached", container.id):
+    with attaching.holding(container):
         return _run_attached(container, interactive=interactive, tty=tty)
 
 
@@ -40,12 +39,12 @@ def _run_attached(container: Container, *, interactive: bool, tty: bool) -> int:
     holder: dict[str, socket.socket] = {}
 
     def connect(paths: bundle.Paths) -> None:
-        holder["sock"] = conmon.attach(paths.attach_socket)
+        holder["sock"] = attaching.connect(container)
 
     lifecycle.start(container.id, before_start=connect)
     sock = holder.get("sock")
     if sock is None:
-        sock = conmon.attach(bundle.paths(container.id).attach_socket)
+        sock = attaching.connect(container)
     with sock, _raw_terminal(tty):
         if tty:
             _watch_window(container)
@@ -82,14 +81,10 @@ def _raw_terminal(enabled: bool) -> Iterator[None]:
 
 
 def _watch_window(container: Container) -> None:
-    ctl = bundle.paths(container.id).ctl
-
     def resize(*_args: object) -> None:
-        try:
+        with contextlib.suppress(OSError):  # resizing is best effort
             size = os.get_terminal_size(sys.stdout.fileno())
-            conmon.resize(ctl, min(size.lines, 1000), min(size.columns, 1000))
-        except (OSError, Exception):  # noqa: BLE001 — resizing is best effort
-            pass
+            attaching.resize_terminal(container, size.lines, size.columns)
 
     if sys.stdout.isatty():
         resize()
@@ -107,14 +102,11 @@ def _relay(sock: socket.socket, *, interactive: bool) -> None:
         except InterruptedError:
             continue
         if sock in ready:
-            try:
-                packet = sock.recv(conmon.ATTACH_BUFFER)
-            except OSError:
+            item = attaching.receive(sock)
+            if item is None:
                 return
-            if not packet:
-                return
-            stream, data = conmon.split_packet(packet)
-            target = err if stream == conmon.STREAM_STDERR else out
+            stream, data = item
+            target = err if stream == "stderr" else out
             target.write(data)
             target.flush()
         if stdin_fd >= 0 and stdin_fd in ready:

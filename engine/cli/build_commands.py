@@ -12,8 +12,7 @@ from pathlib import Path
 from engine.cli.progressbar import Bars
 from engine.errors import InvalidArgument
 from engine.progress import ignore
-from engine.registry import reference
-from engine.services import builds
+from engine.services import builds, refs
 
 _ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
 
@@ -66,7 +65,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace, empty: Path) -> int:
     for tag in args.tag:
-        reference.parse(tag)  # a bad tag fails before any work starts
+        refs.parse_image(tag)  # a bad tag fails before any work starts
     build_args = _build_args(args.build_arg)
     dockerfile = "Dockerfile"
     dockerfile_text: str | None = None
@@ -74,7 +73,7 @@ def _build(args: argparse.Namespace, empty: Path) -> int:
     if args.path == "-":
         data = sys.stdin.buffer.read()
         if _is_archive(data):
-            source = io.BufferedReader(io.BytesIO(data))  # type: ignore[arg-type]
+            source = io.BufferedReader(io.BytesIO(data))
         else:  # a Dockerfile on stdin: an empty context, as `docker build - < Dockerfile`
             source = empty
             dockerfile_text = data.decode("utf-8", errors="replace")
@@ -105,7 +104,7 @@ def _build(args: argparse.Namespace, empty: Path) -> int:
         return 0
     sys.stdout.write(f"Successfully built {image.short_id}\n")
     for tag in args.tag:
-        sys.stdout.write(f"Successfully tagged {reference.parse(tag).familiar()}\n")
+        sys.stdout.write(f"Successfully tagged {refs.parse_image(tag).familiar()}\n")
     return 0
 
 

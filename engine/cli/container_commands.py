@@ -12,10 +12,10 @@ from pathlib import Path
 
 from engine.cli import attach, render
 from engine.cli.args import group, parse_filters, parse_labels, parse_time, report_error
-from engine.errors import ContainerNotFound, EngineError, InvalidArgument
+from engine.errors import CommandNotRunnable, ContainerNotFound, EngineError, InvalidArgument
 from engine.models import Container, ContainerState
-from engine.runtime import options as opts
 from engine.services import containerinfo, containers, execs, lifecycle, supervision
+from engine.services import options as opts
 
 LIFECYCLE_VERBS = ("start", "stop", "restart", "kill", "pause", "unpause", "rm", "rename", "wait")
 
@@ -122,7 +122,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-f", "--format")
     p.add_argument("--type", choices=["container", "image", "volume"])
     p.set_defaults(handler=cmd_inspect_any)
-    p = sub.add_parser("container-exited", help=argparse.SUPPRESS)
+    # No help=: argparse lists a sub-command given any help, even SUPPRESS (as "==SUPPRESS==").
+    p = sub.add_parser("container-exited")  # conmon's exit command, not for users
     p.add_argument("container_id")
     p.set_defaults(handler=cmd_container_exited)
 
@@ -269,10 +270,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         code = attach.run_attached(container, interactive=options.interactive, tty=options.tty)
     except EngineError as exc:
         _remove_after_failed_start(container, options)
-        code_hint = getattr(exc, "cli_exit_code", None)
-        if code_hint:
+        if isinstance(exc, CommandNotRunnable):
             report_error("run", exc)
-            return int(code_hint)
+            return exc.exit_status
         raise
     if options.auto_remove:
         _remove_quietly(container.id)
@@ -445,7 +445,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_inspect_any(args: argparse.Namespace) -> int:
     from engine.services import images, volumes
 
-    out = []
+    out: list[object] = []
     for ref in args.objects:
         found = None
         for kind, lookup in (
@@ -492,7 +492,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def cmd_top(args: argparse.Namespace) -> int:
     rows = [
-        [p.uid, p.pid, p.ppid, "0", p.stime, "?", p.time, p.cmd] for p in containerinfo.top(args.container)
+        [p.uid, p.pid, p.ppid, p.c, p.stime, p.tty, p.time, p.cmd] for p in containerinfo.top(args.container)
     ]
     render.table(["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], rows)
     return 0

@@ -9,8 +9,8 @@ import sys
 
 from engine.cli.args import report_error
 from engine.errors import EngineError, InvalidArgument
-from engine.runtime import options as opts
 from engine.services import filecopy, files, updates
+from engine.services import options as opts
 
 
 def register(sub: argparse._SubParsersAction) -> None:

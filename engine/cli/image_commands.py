@@ -251,8 +251,10 @@ def cmd_load(args: argparse.Namespace) -> int:
             conf.ensure_dirs()
             # The archive is read with random access, so stdin is spooled to a private temp file first.
             with tempfile.NamedTemporaryFile(dir=conf.tmp_dir(), prefix="load-") as tmp:
+                reserve = conf.disk_reserve()
                 while chunk := sys.stdin.buffer.read(1 << 20):
                     tmp.write(chunk)
+                    reserve.written(len(chunk))
                 tmp.flush()
                 loaded = imagetransfer.load(Path(tmp.name), progress=bars)
     finally:

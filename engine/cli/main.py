@@ -21,7 +21,8 @@ from engine.cli import (
     volume_commands,
 )
 from engine.cli.args import Parser, report_error
-from engine.errors import EngineError
+from engine.errors import CommandNotRunnable, EngineError
+from engine.services.disk import full_disk
 
 Handler = Callable[[argparse.Namespace], int]
 MODULES = [
@@ -59,12 +60,19 @@ def main(argv: Sequence[str]) -> int:
         return handler(args)
     except EngineError as exc:
         report_error(_command_name(argv), exc)
-        return getattr(exc, "cli_exit_code", 1)
+        return exc.exit_status if isinstance(exc, CommandNotRunnable) else 1
     except KeyboardInterrupt:
         sys.stderr.write("Error: interrupted\n")
         return 130
     except BrokenPipeError:
         return 141
+    except Exception as exc:
+        # A full disk surfaces raw (ENOSPC, SQLite's "database or disk is full") from anywhere.
+        full = full_disk(exc)
+        if full is None:
+            raise
+        report_error(_command_name(argv), full)
+        return 1
 
 
 def _command_name(argv: Sequence[str]) -> str:

@@ -15,8 +15,7 @@ from typing import TextIO
 from engine.cli.progressbar import Bars
 from engine.errors import InvalidArgument
 from engine.progress import LayerProgress, ProgressEvent
-from engine.registry import reference
-from engine.services import registry
+from engine.services import refs, registry
 
 # Statuses that repeat as bytes move; on a pipe each is shown once per layer, like Docker's plain output.
 _NOISY = frozenset({"Downloading", "Pushing"})
@@ -91,7 +90,7 @@ class Output:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    parsed = reference.parse(args.reference.strip())
+    parsed = refs.parse_image(args.reference.strip())
     output = Output(quiet=args.quiet)
     try:
         registry.pull(args.reference, platform=args.platform, progress=output)

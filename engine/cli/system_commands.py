@@ -1,4 +1,4 @@
-"""CLI system commands: info, version, events, system check/reconcile/df."""
+"""CLI system commands: info, version, events, system check/reconcile/df/prune."""
 
 from __future__ import annotations
 
@@ -21,6 +21,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = system_group.add_parser("df", help="Show disk usage by images, containers and volumes")
     p.add_argument("-v", "--verbose", action="store_true", help="one line per image, container and volume")
     p.set_defaults(handler=cmd_df)
+    p = system_group.add_parser(
+        "prune", help="Remove stopped containers, unused networks, dangling images and crash leftovers"
+    )
+    p.add_argument(
+        "-a", "--all", action="store_true", help="remove all unused images, not just dangling ones"
+    )
+    p.add_argument("--volumes", action="store_true", help="remove unused anonymous volumes too")
+    p.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(handler=cmd_prune)
     for parent in (sub, system_group):
         p = parent.add_parser("info", help="Show engine-wide information")
         p.add_argument("--format", help="json for the whole summary as JSON")
@@ -141,7 +150,44 @@ def cmd_df(args: argparse.Namespace) -> int:
             _reclaimable(sum(r["size"] for r in unused_volumes), sum(r["size"] for r in volumes)),
         ],
     ]
+    left = detail["leftovers"]
+    if left:
+        # Not a Docker row: blobs, layer dirs and temp files a crashed write left; `prune` frees them.
+        size = sum(item.size for item in left)
+        rows.append(["Leftovers", len(left), 0, render.human_size(size), _reclaimable(size, size)])
     render.table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], rows)
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from engine.cli.args import confirm
+    from engine.services import housekeeping
+
+    what = ["all stopped containers", "all networks not used by at least one container"]
+    what.append(
+        "all images without at least one container associated to them" if args.all else "all dangling images"
+    )
+    if args.volumes:
+        what.append("all anonymous volumes not used by at least one container")
+    what.append("blobs, layers and temp files a crashed write left behind")
+    prompt = (
+        "WARNING! This will remove:\n"
+        + "".join(f"  - {w}\n" for w in what)
+        + "\nAre you sure you want to continue?"
+    )
+    if not confirm(prompt, args.force):
+        return 1
+    result = housekeeping.prune(all=args.all, volumes=args.volumes)
+    sections = [
+        ("Deleted Containers", result.containers),
+        ("Deleted Networks", result.networks),
+        ("Deleted Volumes", result.volumes),
+        ("Deleted Images", [f"{k.lower()}: {v}" for item in result.images for k, v in item.items()]),
+    ]
+    for title, lines in sections:
+        if lines:
+            sys.stdout.write(f"{title}:\n" + "".join(f"{line}\n" for line in lines) + "\n")
+    sys.stdout.write(f"Total reclaimed space: {render.human_size(result.reclaimed)}\n")
     return 0
 
 
@@ -150,7 +196,7 @@ def _reclaimable(part: int, total: int) -> str:
     return render.human_size(part) + percent
 
 
-def _df_verbose(images: list, containers: list, volumes: list) -> int:  # type: ignore[type-arg]
+def _df_verbose(images: list, containers: list, volumes: list) -> int:
     from engine.services.images import familiar_tags
 
     sys.stdout.write("Images space usage:\n\n")

@@ -143,7 +143,8 @@ def create_body(opts: dict[str, Any], image: str, command: list[str]) -> dict[st
         if not key:
             raise Fallback
         labels[key] = value
-    binds, volumes = [], {}
+    binds: list[str] = []
+    volumes: dict[str, dict[str, Any]] = {}
     for item in opts.get("volume", []):
         if ":" in item:
             binds.append(item)

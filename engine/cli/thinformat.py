@@ -35,7 +35,7 @@ class _DecoderContext:
     parse_constant = float  # NaN, Infinity, -Infinity, as json.loads gives them
 
 
-_scan = _json.make_scanner(_DecoderContext())
+_scan = _json.make_scanner(_DecoderContext())  # type: ignore[arg-type]  # duck-typed as the stubs cannot say
 
 
 def loads(data: bytes | str) -> Any:
@@ -173,8 +173,8 @@ def parse(argv: Sequence[str], spec: Spec) -> tuple[dict[str, Any], list[str]]:
                 break
             continue
         if arg.startswith("--"):
-            name, eq, inline = arg.partition("=")
-            pieces = [(name, inline if eq else None)]
+            name, eq, rest = arg.partition("=")
+            pieces = [(name, rest if eq else None)]
         else:
             pieces = []
             for j, letter in enumerate(arg[1:]):

@@ -35,8 +35,19 @@ def raw_words(text: str, *, escape: str = "\\") -> list[str]:
     words: list[str] = []
     current: list[str] = []
     quote = ""
+    esc = re.escape(escape)
+    plain = {
+        "": re.compile(rf"[^\s'\"{esc}]+"),
+        "'": re.compile(r"[^']+"),
+        '"': re.compile(rf'[^"{esc}]+'),
+    }
     i = 0
     while i < len(text):
+        run = plain[quote].match(text, i)
+        if run:
+            current.append(run.group())
+            i = run.end()
+            continue
         ch = text[i]
         if ch == escape and quote != "'" and i + 1 < len(text):
             current.append(ch + text[i + 1])
@@ -92,6 +103,12 @@ class _Lexer:
         self.escape = escape
         self.line = line
         self.pos = 0
+        # Runs of characters with no meaning are taken in one step, so a long word costs one
+        # regex match rather than a Python loop turn per character (a 1 MiB LABEL took seconds).
+        esc = re.escape(escape)
+        self.plain = re.compile(rf"[^\s'\"${esc}]+")
+        self.plain_quoted = re.compile(rf'[^"${esc}]+')
+        self.plain_operand = re.compile(rf"[^}}'\"${esc}]+")
 
     def error(self, message: str) -> DockerfileError:
         return DockerfileError(message, line=self.line)
@@ -104,6 +121,12 @@ class _Lexer:
         current: list[str] = []
         started = False  # a quoted empty string is still a word
         while self.pos < len(self.text):
+            run = self.plain.match(self.text, self.pos)
+            if run:
+                current.append(run.group())
+                started = True
+                self.pos = run.end()
+                continue
             ch = self.text[self.pos]
             if split and ch.isspace():
                 if current or started:
@@ -148,6 +171,11 @@ class _Lexer:
         self.pos += 1
         out: list[str] = []
         while self.pos < len(self.text):
+            run = self.plain_quoted.match(self.text, self.pos)
+            if run:
+                out.append(run.group())
+                self.pos = run.end()
+                continue
             ch = self.text[self.pos]
             if ch == '"':
                 self.pos += 1
@@ -222,6 +250,11 @@ class _Lexer:
         """The word inside ${VAR:-word}: expanded, up to the matching }."""
         out: list[str] = []
         while self.pos < len(self.text) and self.peek() != "}":
+            run = self.plain_operand.match(self.text, self.pos)
+            if run:
+                out.append(run.group())
+                self.pos = run.end()
+                continue
             ch = self.peek()
             if ch == self.escape and self.pos + 1 < len(self.text):
                 out.append(self.text[self.pos + 1])

@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import lzma
+import os
 import posixpath
 import tarfile
 import tempfile
@@ -29,10 +30,11 @@ from typing import IO, Any, BinaryIO, cast
 import zstandard
 
 from engine.errors import InvalidArgument, RuntimeFailure, UnsafeArchive
-from engine.image import formats
+from engine.image import formats, jsonlimits
 from engine.registry import reference
 from engine.store.compression import detect
 from engine.store.digests import parse_digest, sha256_digest
+from engine.store.diskspace import Reserve, full_disk_error
 
 CHUNK = 1 << 20
 MAX_MEMBERS = 200_000
@@ -166,11 +168,14 @@ class ArchiveContents:
         return ArchiveLayer(_member_key(info), digest, info.size, media_type)
 
 
-def read_archive(path: Path, *, tmpdir: Path | None = None) -> ArchiveContents:
+def read_archive(
+    path: Path, *, tmpdir: Path | None = None, reserve: Reserve | None = None
+) -> ArchiveContents:
     """Open an image archive (`docker save` format or OCI image layout) and list its images.
 
     A gzip, bzip2, xz or zstd compressed archive is first expanded into an anonymous temp file (in
-    `tmpdir`, capped at MAX_EXPANDED_SIZE) because layers are later read by random access. Raise
+    `tmpdir`, capped at MAX_EXPANDED_SIZE and at the free-space `reserve`, zero runs left as holes)
+    because layers are later read by random access. Raise
     InvalidArgument / UnsafeArchive for anything malformed or hostile; nothing is left open then.
     """
     try:
@@ -182,7 +187,7 @@ def read_archive(path: Path, *, tmpdir: Path | None = None) -> ArchiveContents:
         kind = detect(fileobj.read(8))
         fileobj.seek(0)
         if kind != "tar":
-            fileobj = _expand(fileobj, kind, tmpdir)
+            fileobj = _expand(fileobj, kind, tmpdir, reserve)
         guarded = _HeaderGuard(fileobj)
         tar = tarfile.open(fileobj=cast(IO[bytes], guarded), mode="r:")
         members = _index_members(tar)
@@ -208,7 +213,7 @@ def read_archive(path: Path, *, tmpdir: Path | None = None) -> ArchiveContents:
         raise
 
 
-def _expand(src: IO[bytes], kind: str, tmpdir: Path | None) -> IO[bytes]:
+def _expand(src: IO[bytes], kind: str, tmpdir: Path | None, reserve: Reserve | None = None) -> IO[bytes]:
     """Decompress `src` (closing it) into an anonymous temp file, refusing to grow past the cap."""
     openers: dict[str, Callable[[IO[bytes]], Any]] = {
         "gzip": lambda f: gzip.GzipFile(fileobj=f, mode="rb"),
@@ -224,10 +229,18 @@ def _expand(src: IO[bytes], kind: str, tmpdir: Path | None) -> IO[bytes]:
                 total += len(chunk)
                 if total > MAX_EXPANDED_SIZE:
                     raise UnsafeArchive(f"archive expands to more than {MAX_EXPANDED_SIZE} bytes")
+                if chunk[0] == 0 and chunk[-1] == 0 and not chunk.strip(b"\0"):
+                    out.seek(len(chunk), os.SEEK_CUR)  # a hole: zeros cost no disk
+                    continue
                 try:
                     out.write(chunk)
                 except OSError as exc:  # our disk, not the archive, is at fault (ENOSPC)
-                    raise RuntimeFailure(f"cannot expand the archive into a temp file: {exc}") from exc
+                    raise full_disk_error(exc, tmpdir or "/tmp") or RuntimeFailure(
+                        f"cannot expand the archive into a temp file: {exc}"
+                    ) from exc
+                if reserve is not None:
+                    reserve.written(len(chunk))
+        out.truncate(total)
         out.seek(0)
         return out
     except (OSError, EOFError, lzma.LZMAError, zstandard.ZstdError) as exc:
@@ -279,7 +292,7 @@ class _MemberStream(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         try:
-            return self._inner.readinto(buffer)  # type: ignore[attr-defined,no-any-return]
+            return self._inner.readinto(buffer)  # type: ignore[attr-defined]
         except (tarfile.TarError, OSError) as exc:
             raise InvalidArgument(f"archive member {self._name!r} cannot be read: {exc}") from exc
 
@@ -359,6 +372,7 @@ def _read_exact(stream: IO[bytes], size: int, name: str) -> bytes:
 
 
 def _json(data: bytes, what: str) -> Any:
+    jsonlimits.check_depth(data, what)  # json recurses per level: a deep document is a RecursionError
     try:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -9,11 +9,13 @@ capped, every digest is checked strictly and every field is type checked before 
 from __future__ import annotations
 
 import json
+import logging
 import platform as _platform
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import InvalidArgument
+from engine.image import jsonlimits, stopsignal
 from engine.store.digests import parse_digest
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -51,6 +53,8 @@ LAYER_COMPRESSION: dict[str, str | None] = {
     DOCKER_LAYER_GZIP: "gzip",
     DOCKER_LAYER_FOREIGN_GZIP: "gzip",
 }
+
+logger = logging.getLogger(__name__)
 
 # containerd caps manifests and indexes at 4 MiB; configs carry history and may be a little larger.
 MAX_DOCUMENT_SIZE = 4 * 1024 * 1024
@@ -320,12 +324,7 @@ def _check_digest(value: object, what: str) -> str:
 
 
 def _load(data: bytes, what: str, cap: int) -> dict[str, Any]:
-    if len(data) > cap:
-        raise InvalidArgument(f"{what} is {len(data)} bytes, larger than the {cap} byte limit")
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(f"{what} is not valid JSON: {exc}") from exc
+    doc = jsonlimits.load_bounded(data, what, max_size=cap)
     if not isinstance(doc, dict):
         raise InvalidArgument(f"{what} must be a JSON object")
     return doc
@@ -408,4 +407,11 @@ def _check_container_config(value: object) -> dict[str, Any]:
         not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values())
     ):
         raise InvalidArgument("image config: config.Labels must map strings to strings")
+    stop = value.get("StopSignal")
+    if stop and not stopsignal.is_valid(stop):
+        # Kept (the config's digest covers it), but a container can only be created from this image
+        # with --stop-signal: services.containers refuses the image's value at create, as Docker does.
+        logger.warning(
+            "image config: StopSignal %r is not a valid signal; create needs --stop-signal", stop[:32]
+        )
     return dict(value)

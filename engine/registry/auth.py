@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 from engine.errors import InvalidArgument, RegistryAuthError, RegistryError
+from engine.image import jsonlimits
 
 logger = logging.getLogger(__name__)
 
@@ -274,8 +275,9 @@ def parse_token_response(body: bytes) -> tuple[str, int]:
     if len(body) > MAX_TOKEN_RESPONSE:
         raise RegistryAuthError("token response is too large")
     try:
+        jsonlimits.check_depth(body, "token response")
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, InvalidArgument):
         raise RegistryAuthError("token endpoint returned invalid JSON") from None
     if not isinstance(doc, dict):
         raise RegistryAuthError("token endpoint returned invalid JSON")

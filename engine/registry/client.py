@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import urlencode, urljoin, urlsplit
 
-from engine.errors import ImageNotFound, RegistryAuthError, RegistryError
+from engine.errors import ImageNotFound, InvalidArgument, RegistryAuthError, RegistryError
+from engine.image import jsonlimits
 from engine.registry.auth import Authorizer, Credentials, shown
 from engine.store.digests import is_digest, parse_digest
 
@@ -411,7 +412,7 @@ class RegistryClient:
         if body is not None and "Content-Length" not in headers and isinstance(body, bytes):
             headers["Content-Length"] = str(len(body))
         try:
-            conn.request(method, target, body=body, headers=headers)  # type: ignore[arg-type]
+            conn.request(method, target, body=body, headers=headers)
             raw = conn.getresponse()
         except ssl.SSLCertVerificationError as exc:
             conn.close()
@@ -464,9 +465,10 @@ class RegistryClient:
 def describe_errors(body: bytes) -> str:
     """The registry's error text (`{"errors": [{"code", "message"}]}`), made safe to print."""
     try:
+        jsonlimits.check_depth(body, "registry error")
         doc = json.loads(body)
         items = doc["errors"] if isinstance(doc, dict) else None
-    except (ValueError, KeyError, UnicodeDecodeError):
+    except (ValueError, KeyError, UnicodeDecodeError, InvalidArgument):
         items = None
     if not isinstance(items, list):
         first = body.decode("utf-8", "replace").strip().splitlines()[:1]

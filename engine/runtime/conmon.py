@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import InvalidArgument, RuntimeFailure, Unavailable
+from engine.errors import CommandNotRunnable, InvalidArgument, RuntimeFailure, Unavailable
 
 SYNC_TIMEOUT = 60.0
 STREAM_STDOUT = 2
@@ -170,9 +170,29 @@ def spawn(
     pid = int(message.get("data", -1))
     if pid <= 0:
         text = str(message.get("message") or "no message").strip()
-        raise RuntimeFailure(f"creating container {container_id} failed: {text}", argv=argv, stderr=text)
+        raise create_failure(container_id, text, argv)
     conmon_pid = _read_int(conmon_pidfile) or 0
     return SpawnResult(pid=pid, conmon_pid=conmon_pid)
+
+
+def create_failure(container_id: str, text: str, argv: list[str]) -> RuntimeFailure:
+    """The error for the runtime's report `text` on a failed create (pure; parsed here, once).
+
+    A command that cannot be run becomes CommandNotRunnable with Docker's exit status (127 not found,
+    126 not executable) and the runtime's reason without its log framing.
+    """
+    marker = "unable to start container process: "
+    reason = (text.split(marker, 1)[1] if marker in text else text).strip().rstrip('"').strip()
+    lowered = text.lower()
+    status = None
+    if "executable file not found" in lowered or "no such file or directory" in lowered:
+        status = 127
+    elif "permission denied" in lowered or "is a directory" in lowered:
+        status = 126
+    message = f"creating container {container_id} failed: {text}"
+    if status is None:
+        return RuntimeFailure(message, argv=argv, stderr=text)
+    return CommandNotRunnable(message, reason=reason, exit_status=status, argv=argv, stderr=text)
 
 
 def _read_sync(fd: int, timeout: float) -> dict | None:

@@ -5,10 +5,12 @@ line continues in the next record of that stream) or F (full), then the data wit
 
 Rotation: conmon 2.1.6's --log-size-max does not rotate. When the next record would pass the cap it
 replaces the file with an empty one (write `<log>.tmp`, rename over `<log>`), so everything before is
-lost (verified here). Berth therefore rotates itself: `rotate()` renames `<log>` to `<log>.1` (shifting
-older files up to `keep`) and asks conmon to reopen through its ctl FIFO; conmon keeps writing to the
-renamed inode until it reopens, so no record is lost. conmon's own cap is kept as a backstop against a
-flood between two rotations (set it to a multiple of the rotation size). Readers read `<log>.N` …
+lost (verified here), and it counts bytes since its start, not since its last reopen, so a cap loses
+the live file at every multiple of it even while the engine rotates. Berth therefore gives conmon no
+cap when it rotates and rotates itself: `rotate()` renames `<log>` to `<log>.1` (shifting older
+files up to `keep`) and asks conmon to reopen through its ctl FIFO; conmon keeps writing to the
+renamed inode until it reopens, so no record is lost. The log keeper (runtime/logkeeper) does it
+whether or not the web server runs. Readers read `<log>.N` …
 `<log>.1`, `<log>` in that order, and a follower notices a replaced file by its inode.
 """
 
@@ -357,7 +359,11 @@ def rotate(path: Path, *, keep: int, reopen: Callable[[], None]) -> None:
         raise ValueError("keep must be at least 1")
     path = Path(path)
     try:
-        (path.parent / f"{path.name}.{keep}").unlink(missing_ok=True)
+        # Every file from .keep up goes: a smaller `keep` (the disk is short) drops the oldest at once.
+        for old in path.parent.glob(f"{path.name}.*"):
+            suffix = old.name[len(path.name) + 1 :]
+            if suffix.isdigit() and int(suffix) >= keep:
+                old.unlink(missing_ok=True)
         for n in range(keep - 1, 0, -1):
             older = path.parent / f"{path.name}.{n}"
             if older.exists():

@@ -18,13 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import RuntimeFailure, Unavailable
+from engine.runtime import runcfixes
 
 TIMEOUT = 30.0
 STDERR_TAIL = 2000
 
-# First releases carrying the fixes; any older version of the same line is vulnerable.
-_CVE_2024_21626_FIXED = (1, 1, 12)
-_CVE_2025_BREAKOUTS_FIXED = ((1, 2, 8), (1, 3, 3))  # and 1.4.0-rc.3
 _VERSION_RE = re.compile(r"(\d+)\.(\d+)\.(\d+)(?:-rc\.?(\d+))?")
 
 
@@ -68,35 +66,15 @@ def parse_version(text: str) -> tuple[int, int, int, int] | None:
     return int(m.group(1)), int(m.group(2)), int(m.group(3)), rc
 
 
-def check_version(version: str | tuple[int, int, int, int] | None) -> str | None:
-    """Return a loud warning if this runc predates the container-breakout fixes, else None.
+def check_version(version: str | tuple[int, int, int, int] | None, changelog: str = "") -> str | None:
+    """Return a loud warning naming the known fixes this runc lacks, else None (see runtime/runcfixes).
 
-    Distributions backport fixes without changing the upstream number (Debian's 1.1.5+ds1-1+deb12u1
-    carries some); the warning says so, but an old upstream number is reason enough to warn.
+    `version` is `runc --version` output (or a parsed version); `changelog` the distribution's,
+    whose CVEs count as fixed when its newest entry is this very build.
     """
-    parsed = parse_version(version) if isinstance(version, str) else version
-    if parsed is None:
-        return "WARNING: cannot tell the runc version; it may predate fixes for known container breakouts"
-    major, minor, patch, rc = parsed
-    shown = f"{major}.{minor}.{patch}" + ("" if rc >= 1_000_000 else f"-rc.{rc}")
-    problems = []
-    if (major, minor, patch) < _CVE_2024_21626_FIXED:
-        problems.append("CVE-2024-21626 (fixed in 1.1.12)")
-    core = (major, minor, patch)
-    fixed_2025 = (
-        core >= (1, 4, 0)
-        and (core > (1, 4, 0) or rc >= 3)
-        or any(core >= f and core[:2] == f[:2] for f in _CVE_2025_BREAKOUTS_FIXED)
-    )
-    if not fixed_2025:
-        problems.append("CVE-2025-31133/52565/52881 (fixed in 1.2.8, 1.3.3, 1.4.0-rc.3)")
-    if not problems:
-        return None
-    return (
-        f"WARNING: runc {shown} predates the fixes for container breakouts: {'; '.join(problems)}. "
-        "Untrusted images can escape to the host unless your distribution backported these fixes; "
-        "upgrade runc."
-    )
+    if isinstance(version, tuple):
+        version = runcfixes.show(version)
+    return runcfixes.warning(version, changelog)
 
 
 def state_argv(root: Path, container_id: str) -> list[str]:
@@ -174,9 +152,13 @@ class Runc:
 
     def version(self) -> tuple[str, tuple[int, int, int, int] | None]:
         """Return (first line of `runc --version`, parsed version)."""
-        out = self._run(["--version"]).stdout
+        out = self.version_output()
         first = out.splitlines()[0] if out else ""
         return first, parse_version(first)
+
+    def version_output(self) -> str:
+        """The whole of `runc --version` (a distribution build names itself on the commit line)."""
+        return self._run(["--version"]).stdout
 
     def state(self, container_id: str) -> RuncState | None:
         """Return the container's state, or None if runc does not know it."""

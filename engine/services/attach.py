@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from engine import locks
-from engine.errors import ContainerNotFound, InvalidState
+from engine.errors import ContainerNotFound, EngineError, InvalidState
 from engine.models import Container, ContainerState
 from engine.runtime import conmon, logfile
 from engine.services import bundle, containerinfo, lifecycle
@@ -98,6 +98,24 @@ def finish(container: Container) -> None:
 def connect(container: Container) -> socket.socket:
     """Connect to the container's conmon attach socket (SOCK_SEQPACKET; see runtime/conmon.py)."""
     return conmon.attach(bundle.paths(container.id).attach_socket)
+
+
+def receive(sock: socket.socket) -> tuple[str, bytes] | None:
+    """The next packet from a `connect` socket as ("stdout" or "stderr", bytes); None once it closes or fails."""
+    try:
+        packet = sock.recv(conmon.ATTACH_BUFFER)
+    except OSError:
+        return None
+    if not packet:
+        return None  # conmon closes attach clients when the container exits
+    stream, data = conmon.split_packet(packet)
+    return ("stderr" if stream == conmon.STREAM_STDERR else "stdout"), data
+
+
+def resize_terminal(container: Container, rows: int, cols: int) -> None:
+    """Set the size of the container's terminal without looking it up again (best effort: never raises)."""
+    with contextlib.suppress(OSError, EngineError):
+        conmon.resize(bundle.paths(container.id).ctl, min(rows, 1000), min(cols, 1000))
 
 
 def socket_ready(container: Container) -> bool:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from engine import conf
 from engine.dockerfile import copying, metadata, words
 from engine.dockerfile import parser as dockerfile
 from engine.dockerfile.context import SourceTree, check_source
@@ -28,11 +29,11 @@ from engine.errors import DockerfileError, EngineError, ImageNotFound, InvalidAr
 from engine.models import Image
 from engine.progress import OutputLine, Progress, StepProgress
 from engine.runtime import users
-from engine.runtime.options import ContainerOptions
 from engine.services import buildsteps as steps
 from engine.services import images
 from engine.services.buildstate import State, commit, find_cached, state_of
 from engine.services.imagestore import StoredLayer
+from engine.services.options import ContainerOptions
 from engine.store import layerdiff
 from engine.store import layers as layer_store
 
@@ -424,5 +425,5 @@ def _unpack(tree: SourceTree, path: str, dest: Path) -> Path:
     dest.mkdir(mode=0o755)
     fd = tree.open_file(path)
     with os.fdopen(fd, "rb") as fh:
-        layer_store.unpack(fh, dest)
+        layer_store.unpack(fh, dest, reserve=conf.disk_reserve())
     return dest

@@ -29,7 +29,7 @@ from engine.registry import reference
 from engine.services import buildrunner as builder
 from engine.services import buildstate as imagestate
 from engine.services import buildsteps as steps
-from engine.services import containers, imagestore, lifecycle
+from engine.services import containers, imagestore, lifecycle, staging
 from engine.services.buildsteps import BuildCancelled
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ def _check_build_args(build_args: Mapping[str, str] | None) -> dict[str, str]:
     return args
 
 
+@staging.staged()  # a failed or cancelled build leaves no blob or layer no image uses
 def build(
     context_source: Path | str | BinaryIO,
     *,
@@ -128,6 +129,7 @@ def _open(source: Path | str | BinaryIO, stack: ExitStack) -> context.SourceTree
 # -- commit ---------------------------------------------------------------------------------------
 
 
+@staging.staged()
 def commit(
     container_ref: str,
     ref: str | None = None,

@@ -24,8 +24,8 @@ from engine.errors import ContainerNotFound, EngineError
 from engine.models import Image
 from engine.progress import OutputLine, Progress
 from engine.runtime import conmon, logfile
-from engine.runtime.options import ContainerOptions
 from engine.services import bundle, containers, imagestore, lifecycle
+from engine.services.options import ContainerOptions
 from engine.store import layerdiff, overlay
 from engine.store import layers as layer_store
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import shutil
-import stat as stat_module
 import sys
 import threading
 from dataclasses import dataclass
@@ -21,20 +21,20 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
-from engine import conf
-from engine.errors import InvalidArgument, RuntimeFailure
+from engine import conf, events
+from engine.errors import InvalidArgument, RuntimeFailure, UnsafeRootfs
 from engine.models import Container, Mount
-from engine.runtime import cgroups, conmon, seccomp, spec, users
-from engine.runtime.options import DEFAULT_LOG_MAX_FILE, DEFAULT_LOG_MAX_SIZE
+from engine.runtime import cgroups, conmon, seccomp, spec, tmpfs, users
 from engine.runtime.runc import ContainerGone, Runc
-from engine.services import imagestore, netsetup, volumes
-from engine.store import overlay
+from engine.services import bindpolicy, imagestore, logkeeping, netsetup, volumes
+from engine.store import fdcopy, overlay, rootcheck
 from engine.undo import UndoStack
+
+logger = logging.getLogger(__name__)
 
 INIT_PATH = "/run/berth-init"
 INIT_BINARIES = ("/usr/bin/tini-static", "/usr/bin/catatonit")
 MANAGE_PY = Path(settings.BASE_DIR) / "manage.py"
-LOG_BACKSTOP_FACTOR = 3
 # Held around conmon.spawn: execs.open_terminal briefly makes this process a subreaper, and a conmon
 # daemonising inside that window would be adopted (and left a zombie) instead of going to PID 1.
 ADOPTION_LOCK = threading.Lock()
@@ -110,16 +110,32 @@ def launch(container: Container, *, undo: UndoStack) -> conmon.SpawnResult:
         else _resolved_seccomp(spec.effective_caps(inp.cap_add, inp.cap_drop, privileged=inp.privileged))
     )
     document = spec.build_spec(inp, seccomp=profile)
+    _refuse_symlinked_paths(container, p.rootfs, document["mounts"])
     # Written again at every start, so a crash cannot leave a stale one that matters: no fsync.
     write_atomic(p.bundle / "config.json", json.dumps(document).encode(), sync=False)
     log_max = _conmon_log_cap(host)
     with ADOPTION_LOCK:
         result = _spawn(container, p, log_max)
     undo.push(teardown, container.id)
+    # Rotation at max-size must not depend on the web server running (issue 10, finding 8).
+    logkeeping.register(container, log=p.log, ctl=p.ctl, conmon_pidfile=p.conmon_pidfile, lock=ADOPTION_LOCK)
     return result
 
 
-def _spawn(container: Container, p: Paths, log_max: int) -> conmon.SpawnResult:
+def _refuse_symlinked_paths(container: Container, rootfs: Path, mounts: list[dict[str, Any]]) -> None:
+    """Refuse to start when runc would follow a symlink on a path it mounts on or creates (rootcheck)."""
+    try:
+        found = rootcheck.find_symlink(str(rootfs), mounts)
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot check the root file system of {container.name}: {exc}") from exc
+    if found is not None:
+        raise UnsafeRootfs(
+            f"image {container.image_ref}: {found.path} is a symlink (to {found.target[:200]}); "
+            "refusing to start: the runtime would follow it to the host"
+        )
+
+
+def _spawn(container: Container, p: Paths, log_max: int | None) -> conmon.SpawnResult:
     return conmon.spawn(
         conmon=conf.conmon_binary(),
         runtime=conf.runtime_binary(),
@@ -163,20 +179,16 @@ def _cgroup_v2() -> bool:
     return cgroups.detect_mode() == "v2"
 
 
-def _conmon_log_cap(host: dict[str, Any]) -> int:
-    """conmon's --log-size-max: a backstop at 3x max-size while the engine rotates at max-size.
+def _conmon_log_cap(host: dict[str, Any]) -> int | None:
+    """conmon's --log-size-max: none while the engine rotates (max-file > 1), else max-size.
 
-    conmon 2.1.6 truncates (loses) the log at its cap rather than rotating, so the cap must only
-    be reached by a flood between two rotations (supervision.rotate_log). With max-file 1 there is
-    nothing to rotate into and conmon's truncation at max-size is Docker's behaviour.
+    conmon 2.1.6 counts bytes since its start, not since its last reopen: at every multiple of its
+    cap it truncates the live file, whatever was rotated meanwhile, so any cap loses lines. The log
+    keeper (runtime/logkeeper) rotates at max-size with or without the web server. With max-file 1
+    there is nothing to rotate into and conmon's truncation at max-size is Docker's behaviour.
     """
-    config = (host.get("LogConfig") or {}).get("Config") or {}
-    try:
-        size = int(config.get("max-size") or DEFAULT_LOG_MAX_SIZE)
-        files = int(config.get("max-file") or DEFAULT_LOG_MAX_FILE)
-    except (TypeError, ValueError):
-        size, files = DEFAULT_LOG_MAX_SIZE, DEFAULT_LOG_MAX_FILE
-    return size * LOG_BACKSTOP_FACTOR if files > 1 else size
+    size, files = logkeeping.limits(host)
+    return None if files > 1 else size
 
 
 def exit_command(container_id: str) -> list[str]:
@@ -239,10 +251,25 @@ def teardown(container_id: str) -> None:
     _delete_runc_container(container_id)
     netsetup.teardown(container_id)
     overlay.unmount(p.rootfs)
+    _remove_cgroup(container_id)
+
+
+def _remove_cgroup(container_id: str) -> None:
+    """Remove the container's cgroup; one left behind (still busy, or refused) is logged and recorded."""
     try:
-        cgroups.remove(container_id)
-    except OSError:
-        pass
+        if cgroups.remove(container_id):
+            return
+        problem = "it still has processes"
+    except RuntimeFailure as exc:
+        problem = exc.message
+    logger.warning("container %s: cgroup left behind: %s", container_id[:12], problem)
+    events.record(
+        "container",
+        "cleanup",
+        object_id=container_id,
+        result="error",
+        message=f"cgroup {cgroups.cgroups_path_for(container_id)} left behind: {problem}",
+    )
 
 
 def _delete_runc_container(container_id: str) -> None:
@@ -256,6 +283,7 @@ def _delete_runc_container(container_id: str) -> None:
 
 def remove_files(container_id: str) -> None:
     p = paths(container_id)
+    logkeeping.forget(container_id)
     shutil.rmtree(p.pidfile.parent, ignore_errors=True)
     p.exit_file.unlink(missing_ok=True)
     shutil.rmtree(p.socket_dir / container_id, ignore_errors=True)
@@ -322,14 +350,14 @@ def _spec_input(container: Container, p: Paths, netns_path: str | None) -> spec.
 def _mount_spec(mount: Mount) -> spec.MountSpec:
     ro = ("ro",) if mount.read_only else ()
     if mount.kind == Mount.Kind.TMPFS:
-        options = tuple(f"{k}={v}" if v else k for k, v in (mount.options or {}).items())
+        options = tmpfs.mount_options(mount.options or {}, cap=conf.tmpfs_max_size())
         return spec.MountSpec(mount.destination, "tmpfs", "tmpfs", ("nosuid", "nodev", *options, *ro))
     if mount.kind == Mount.Kind.VOLUME:
         assert mount.volume is not None
         return spec.MountSpec(mount.destination, "bind", volumes.mountpoint(mount.volume), ("rbind", *ro))
-    if not Path(mount.source).exists():
-        raise InvalidArgument(f"bind source path does not exist: {mount.source}")
-    return spec.MountSpec(mount.destination, "bind", mount.source, ("rbind", *ro))
+    # Checked again at every start: a component swapped for a symlink since create is followed
+    # to where it leads now, and that place must pass the policy too.
+    return spec.MountSpec(mount.destination, "bind", bindpolicy.resolve(mount.source), ("rbind", *ro))
 
 
 @functools.lru_cache(maxsize=1)
@@ -344,6 +372,8 @@ def _copy_up_volumes(container: Container, p: Paths) -> None:
 
     Runs before the container's process exists, so nothing in the rootfs can change under us; a
     mount point reached through a symlink in the image is not copied (the link could lead anywhere).
+    The volume can change (another running container may mount it): copy_tree_into writes only
+    through descriptors opened beneath it.
     """
     for mount in container.mounts.filter(kind=Mount.Kind.VOLUME).select_related("volume"):
         if not (mount.options or {}).get("copy_up") or mount.volume is None:
@@ -357,44 +387,17 @@ def copy_tree_into(rootfs: Path, destination: str, target: Path) -> bool:
     """Copy rootfs/destination into the empty directory `target`, keeping links, modes and owners.
 
     Returns False (copying nothing) when target is not empty, or the source is missing, not a
-    directory, or reached through a symlink.
+    directory, or reached through a symlink. Every write goes through descriptors opened beneath
+    `target` (store/fdcopy.py): a co-tenant swapping a directory for a symlink meanwhile gets the
+    copy refused (Conflict), never a write on the host (issue 10 item 2).
     """
-    if not target.is_dir() or any(target.iterdir()):
-        return False
-    source = rootfs
-    for part in Path(destination).parts[1:]:
-        source = source / part
-        if source.is_symlink() or not source.is_dir():
-            return False
-    for entry in os.scandir(source):
-        dest = target / entry.name
-        if entry.is_dir(follow_symlinks=False):
-            shutil.copytree(entry.path, dest, symlinks=True, ignore=_special_files)
-        elif entry.is_symlink():
-            os.symlink(os.readlink(entry.path), dest)
-        elif entry.is_file(follow_symlinks=False):
-            shutil.copy2(entry.path, dest, follow_symlinks=False)
-    for dirpath, dirnames, filenames in os.walk(source):
-        for name in (*dirnames, *filenames):
-            src = os.path.join(dirpath, name)
-            copied = target / os.path.relpath(src, source)
-            if os.path.lexists(copied):
-                st = os.lstat(src)
-                os.lchown(copied, st.st_uid, st.st_gid)
-    st = os.stat(source)
-    os.chown(target, st.st_uid, st.st_gid)
-    os.chmod(target, stat_module.S_IMODE(st.st_mode))
-    return True
-
-
-def _special_files(directory: str, names: list[str]) -> set[str]:
-    """Devices, fifos and sockets are not copied: reading a fifo would block the start."""
-    skipped = set()
-    for name in names:
-        mode = os.lstat(os.path.join(directory, name)).st_mode
-        if not (stat_module.S_ISDIR(mode) or stat_module.S_ISREG(mode) or stat_module.S_ISLNK(mode)):
-            skipped.add(name)
-    return skipped
+    components = [part for part in destination.split("/") if part]
+    try:
+        return fdcopy.copy_into(rootfs, components, target)
+    except OSError as exc:
+        raise RuntimeFailure(
+            f"cannot copy the image's files at {destination} into the volume: {exc.strerror}"
+        ) from exc
 
 
 def _hostname(container: Container) -> str:
@@ -412,16 +415,6 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, sync: bool = Tru
         os.close(fd)
     os.chmod(tmp, mode)
     os.replace(tmp, path)
-
-
-def check_exit_reason(message: str) -> int | None:
-    """Docker's exit codes for a command that could not be started: 127 not found, 126 not executable."""
-    lowered = message.lower()
-    if "executable file not found" in lowered or "no such file or directory" in lowered:
-        return 127
-    if "permission denied" in lowered or "is a directory" in lowered:
-        return 126
-    return None
 
 
 __all__ = ["Paths", "RuntimeFailure", "launch", "paths", "runc", "teardown"]

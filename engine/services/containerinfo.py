@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.errors import ContainerNotFound, InvalidArgument
 from engine.models import Container, ContainerState
-from engine.runtime import cgroups, logfile
+from engine.runtime import cgroups, logfile, proctable
 from engine.services import bundle, containers, imagestore, lifecycle, netsetup, supervision, volumes
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -241,55 +241,14 @@ def _stop_when_exited(container: Container, drain: _DrainThenStop) -> None:
         close_old_connections()
 
 
-@dataclass(frozen=True)
-class Process:
-    uid: str
-    pid: int
-    ppid: int
-    stime: str
-    time: str
-    cmd: str
+def top(ref: str) -> list[proctable.Process]:
+    """The container's processes as `docker top` (`ps -ef`) shows them, zombies included.
 
-
-def top(ref: str) -> list[Process]:
-    """The container's processes, as `docker top` shows them (read from /proc of the host)."""
+    Read from the container's cgroup (with its sub-groups) and the host's /proc, not from inside.
+    """
     container = get(ref)
     containers.check("top", container)
-    pids = bundle.runc().ps(container.id)
-    clock = os.sysconf("SC_CLK_TCK")
-    boot = _boot_time()
-    out = []
-    for pid in sorted(pids):
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                fields = f.read().rsplit(b") ", 1)[1].split()
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").strip().decode(errors="replace")
-            uid = os.stat(f"/proc/{pid}").st_uid
-        except (OSError, IndexError):
-            continue
-        ppid = int(fields[1])
-        cpu = (int(fields[11]) + int(fields[12])) // clock
-        started = boot + int(fields[19]) / clock
-        out.append(
-            Process(
-                uid=str(uid),
-                pid=pid,
-                ppid=ppid,
-                stime=time.strftime("%H:%M", time.localtime(started)),
-                time=time.strftime("%H:%M:%S", time.gmtime(cpu)),
-                cmd=cmd,
-            )
-        )
-    return out
-
-
-def _boot_time() -> float:
-    with open("/proc/stat") as f:
-        for line in f:
-            if line.startswith("btime"):
-                return float(line.split()[1])
-    return 0.0
+    return proctable.list_processes(cgroups.group_dirs(container.id))
 
 
 @dataclass(frozen=True)

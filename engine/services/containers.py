@@ -21,9 +21,10 @@ from engine.errors import AlreadyExists, ContainerNotFound, InvalidArgument, Vol
 from engine.models import Container, ContainerState, Mount, Network, Volume
 from engine.net import etcfiles, ipam, ports
 from engine.runtime import lifecycle as transitions
-from engine.runtime import options as opts
 from engine.runtime import spec as runtime_spec
-from engine.services import images, netsetup, refs, volumes
+from engine.runtime import tmpfs
+from engine.services import bindpolicy, images, netsetup, refs, volumes
+from engine.services import options as opts
 from engine.undo import UndoStack
 
 _ADJECTIVES = (
@@ -70,6 +71,8 @@ def create(options: opts.ContainerOptions) -> Container:
     _validate(options)
     network = _network_for(options)
     image_config = image.config.get("config") or {}
+    if not options.stop_signal and image_config.get("StopSignal"):
+        _check_image_stop_signal(options.image, image_config["StopSignal"])
     config = _config(options, image_config)
     host_config = _host_config(options)
     container_id = secrets.token_hex(32)
@@ -141,7 +144,9 @@ def _validate(options: opts.ContainerOptions) -> None:
             raise InvalidArgument(f"duplicate mount point: {mount.destination}")
         seen.add(mount.destination)
         if mount.kind == "bind":
-            _check_bind_source(mount.source)
+            bindpolicy.resolve(mount.source)
+        if mount.kind == "tmpfs":
+            _check_tmpfs_size(mount)
         if mount.kind == "volume" and mount.source:
             volumes.validate_name(mount.source)
     if options.memory is not None and options.memory < 6 << 20:
@@ -152,6 +157,23 @@ def _validate(options: opts.ContainerOptions) -> None:
         raise InvalidArgument("invalid --stop-timeout: must be -1 or more")
     if options.stop_signal:
         opts.parse_signal(options.stop_signal)
+
+
+def _check_tmpfs_size(mount: opts.MountRequest) -> None:
+    size = dict(mount.options).get("size")
+    if size is not None:
+        tmpfs.check_size(int(size), cap=conf.tmpfs_max_size(), destination=mount.destination)
+
+
+def _check_image_stop_signal(image: str, value: object) -> None:
+    """Refuse an image whose STOPSIGNAL cannot be sent (Docker refuses it at create too)."""
+    try:
+        opts.parse_signal(str(value))
+    except InvalidArgument:
+        raise InvalidArgument(
+            f"image {image} has an invalid STOPSIGNAL {str(value)[:32]!r}: it could never be stopped cleanly",
+            hint="give a valid --stop-signal to create a container from it",
+        ) from None
 
 
 def network_mode(options: opts.ContainerOptions) -> str:
@@ -188,20 +210,6 @@ def _network_for(options: opts.ContainerOptions) -> Network | None:
     if network.predefined and options.network_aliases:
         raise InvalidArgument("network-scoped aliases are only supported for user-defined networks")
     return network
-
-
-def _check_bind_source(source: str) -> None:
-    path = Path(source)
-    if path != Path(*path.parts) or ".." in path.parts:
-        raise InvalidArgument(f"bind source {source} must be a clean absolute path")
-    allow = conf.bind_allow()
-    if allow and not any(path == a or a in path.parents for a in allow):
-        raise InvalidArgument(
-            f"bind source {source} is outside the allowed host paths",
-            hint="BERTH_BIND_ALLOW lists the host paths that bind mounts may use",
-        )
-    if not path.exists():
-        raise InvalidArgument(f"bind source path does not exist: {source}")
 
 
 def _config(options: opts.ContainerOptions, image_config: dict[str, Any]) -> dict[str, Any]:
@@ -335,15 +343,17 @@ def _prepare_mounts(
                     destination=request.destination,
                     volume=volume,
                     read_only=request.read_only,
-                    # Docker's copy-up: an empty volume gets the image's files at its first start.
-                    options={"copy_up": True},
+                    # Docker's copy-up: an empty volume gets the image's files at its first start
+                    # (unless asked not to: -v name:/path:nocopy, --mount …,volume-nocopy).
+                    options={"copy_up": ("nocopy", "true") not in request.options},
                 )
             )
         else:
             rows.append(
                 Mount(
                     kind=request.kind,
-                    source=request.source,
+                    # The resolved path is stored: what was checked is what is mounted.
+                    source=bindpolicy.resolve(request.source) if request.kind == "bind" else request.source,
                     destination=request.destination,
                     read_only=request.read_only,
                     options=dict(request.options),
@@ -453,6 +463,11 @@ def remove_records(container: Container, *, remove_volumes: bool) -> None:
 
 def check(action: str, container: Container) -> None:
     transitions.check(action, container.state, container.name)
+
+
+def allows(action: str, state: str) -> bool:
+    """True if the transition table lets `action` start from `state` (for offering it in a front end)."""
+    return state in transitions.ALLOWED[action]
 
 
 def search(query: str = "", *, states: tuple[str, ...] | None = None) -> QuerySet[Container]:

@@ -281,7 +281,7 @@ def _changes(container: Container, directory: str, live: bool) -> tuple[dict[str
     Read from the container's upper dir and the image's layers with no symlink followed. A directory
     at or below a mount point the engine or the user put there is a different filesystem: no marks.
     """
-    hidden = _INIT_PATHS | {m.destination for m in container.mounts.all()}  # type: ignore[attr-defined]
+    hidden = _INIT_PATHS | {m.destination for m in container.mounts.all()}
     if any(directory == h or directory.startswith(h.rstrip("/") + "/") for h in hidden if h != "/"):
         return {}, []
     parts = [p for p in directory.split("/") if p]

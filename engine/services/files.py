@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO
 
-from engine import events, locks
+from engine import conf, events, locks
 from engine.errors import (
     ContainerNotFound,
     EngineError,
@@ -306,9 +306,11 @@ def put_archive(
                 max_bytes=UPLOAD_LIMIT,
                 owner=None if copy_uid_gid else (0, 0),
                 no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
+                reserve=conf.disk_reserve().at(dir_fd, f"{root.container.name}:{path}"),
             )
         except RuntimeFailure as exc:
-            if "Read-only file system" in str(exc):
+            # The store raises from the OSError it translated: classify by its errno, not its words.
+            if isinstance(exc.__cause__, OSError) and exc.__cause__.errno == errno.EROFS:
                 raise InvalidArgument(f"{root.container.name}:{path}: read-only file system") from None
             raise
         finally:

@@ -15,7 +15,7 @@ from engine import events
 from engine.errors import BadReference, ImageNotFound, InUse, InvalidArgument
 from engine.models import ContainerState, Image, ImageTag, RepoDigest
 from engine.registry import reference
-from engine.services import imagestore
+from engine.services import imagestore, leftovers
 
 _ID_FILTERS = ("dangling", "reference", "label", "before", "since")
 
@@ -323,6 +323,8 @@ def prune(*, all: bool = False) -> PruneResult:
             deleted.append({"Deleted": item})
         reclaimed += freed
         events.record("image", "delete", object_id=image_id, object_name=short_id, attributes={"prune": True})
+    # What a crashed write left (unreferenced blobs and layer dirs, stale temp files) goes too.
+    reclaimed += leftovers.reclaim().size
     return PruneResult(deleted=deleted, reclaimed=reclaimed)
 
 

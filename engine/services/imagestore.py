@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from django.db import transaction
 from django.utils.dateparse import parse_datetime
@@ -26,10 +26,11 @@ from engine import conf, locks
 from engine.errors import InvalidArgument
 from engine.image import formats
 from engine.models import Image, ImageLayer, ImageTag, Layer, RepoDigest
+from engine.services import staging
 from engine.store import layers as layer_store
 from engine.store.blobs import BlobStore
 from engine.store.digests import chain_id as compute_chain_id
-from engine.store.digests import digest_hex
+from engine.store.digests import digest_hex, sha256_digest
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class StoredLayer:
 
 
 def blob_store() -> BlobStore:
-    return BlobStore(conf.blobs_dir())
+    return BlobStore(conf.blobs_dir(), reserve=conf.disk_reserve())
 
 
 def layer_path(chain_id: str) -> Path:
@@ -85,21 +86,30 @@ def unpack_layer(
     tmp.mkdir(mode=0o755)
     try:
         with blob_store().writer(expected=expected_blob) as writer:
-            result = layer_store.unpack(stream, tmp, tee=writer)
+            # BlobWriter has the one method a tee needs (write).
+            result = layer_store.unpack(stream, tmp, tee=cast(BinaryIO, writer), reserve=conf.disk_reserve())
             media_type = _MEDIA_TYPES.get(result.compression)
             if media_type is None:
                 # xz and bzip2 unpack fine but have no OCI media type: such a blob could not be saved or pushed.
                 raise InvalidArgument(
                     f"layers compressed with {result.compression} are not supported (use gzip, zstd or plain tar)"
                 )
+            store = blob_store()
+            new_blob = not store.exists(writer.digest())
             blob_digest, blob_size = writer.commit()
+        if new_blob:
+            staging.created_blob(store, blob_digest)
+        else:
+            staging.reused(store.path(blob_digest))
         chain = compute_chain_id([parent_chain, result.diff_id]) if parent_chain else result.diff_id
         target = layer_path(chain)
         with locks.locked("store", "layers"):
             if target.is_dir():
                 layer_store.remove_tree(tmp)  # shared with an image we already have
+                staging.reused(target)
             else:
                 os.rename(tmp, target)
+                staging.created_layer(target, chain)
     except BaseException:
         layer_store.remove_tree(tmp)
         raise
@@ -122,7 +132,13 @@ def commit_image(
         raise InvalidArgument(
             "image config's diff_ids do not match its layers (corrupt or mismatched archive)"
         )
-    config_digest, config_size = blob_store().put_bytes(config_bytes)
+    store = blob_store()
+    new_config = not store.exists(sha256_digest(config_bytes))
+    config_digest, config_size = store.put_bytes(config_bytes)
+    if new_config:
+        staging.created_blob(store, config_digest)
+    else:
+        staging.reused(store.path(config_digest))
     created = parse_datetime(config.created) if config.created else None
     moved: list[str] = []
     with locks.locked("store", "layers"), transaction.atomic():
@@ -208,7 +224,7 @@ def collect_garbage() -> dict[str, int]:
     with locks.locked("store", "layers"):
         for entry in conf.layers_dir().iterdir():
             if entry.name.startswith(TMP_PREFIX):
-                if _tmp_is_stale(entry):
+                if tmp_is_stale(entry):
                     layer_store.remove_tree(entry)
                     removed["layer_dirs"] += 1
             elif entry.name not in known and not _recent(entry):
@@ -230,7 +246,7 @@ def _recent(path: Path, seconds: float = 3600) -> bool:
         return False
 
 
-def _tmp_is_stale(path: Path) -> bool:
+def tmp_is_stale(path: Path) -> bool:
     """A temp layer dir is stale once the process that named it (.tmp-<pid>-…) is gone."""
     try:
         pid = int(path.name[len(TMP_PREFIX) :].split("-", 1)[0])

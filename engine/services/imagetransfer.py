@@ -19,7 +19,7 @@ from engine.image import archive, changes, formats, seed
 from engine.models import Image
 from engine.progress import CountingReader, LayerProgress, Progress, ignore
 from engine.registry import reference
-from engine.services import images, imagestore
+from engine.services import images, imagestore, staging
 
 SEED_REFERENCE = "busybox:latest"
 
@@ -36,6 +36,12 @@ def _normalise_tag(ref: str) -> str:
     return str(parsed)
 
 
+def check_changes(lines: Sequence[str]) -> None:
+    """Raise InvalidArgument unless every line is a valid `import --change` instruction."""
+    changes.apply_changes({}, list(lines))
+
+
+@staging.staged()  # a refused or failed write leaves no blob or layer behind
 def import_tarball(
     stream: BinaryIO,
     ref: str | None = None,
@@ -65,6 +71,7 @@ def import_tarball(
     return image
 
 
+@staging.staged()
 def seed_busybox(*, progress: Progress = ignore) -> Image:
     """Build busybox:latest from the host's static busybox; the same host always gives the same ID."""
     if images.exists(SEED_REFERENCE):
@@ -90,10 +97,11 @@ def seed_busybox(*, progress: Progress = ignore) -> Image:
     return image
 
 
+@staging.staged()
 def load(path: Path, *, progress: Progress = ignore) -> list[tuple[Image, list[str]]]:
     """Load every image of a `docker save` or OCI image-layout archive. Returns (image, familiar tags)."""
     conf.ensure_dirs()
-    contents = archive.read_archive(Path(path), tmpdir=conf.tmp_dir())
+    contents = archive.read_archive(Path(path), tmpdir=conf.tmp_dir(), reserve=conf.disk_reserve())
     loaded: list[tuple[Image, list[str]]] = []
     try:
         if not contents.images:

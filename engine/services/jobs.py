@@ -19,10 +19,11 @@ from typing import Any
 from django.db import close_old_connections
 from django.utils import timezone
 
-from engine import events
+from engine import conf, events
 from engine.errors import EngineError, InvalidState, JobNotFound
 from engine.models import Job, JobState
 from engine.progress import LayerProgress, OutputLine, ProgressEvent, StepProgress
+from engine.store.diskspace import full_disk_error
 
 logger = logging.getLogger(__name__)
 
@@ -178,9 +179,11 @@ def _run(job: Job, work: Work, actor: str, cleanup: Callable[[], None] | None) -
         cancelled = _was_cancelled(job)
         _finish(job, JobState.CANCELLED if cancelled else JobState.FAILED, error=str(exc))
     except Exception as exc:  # noqa: BLE001 — the job row must say what happened, whatever it was
-        logger.exception("job %s failed", job.pk)
+        full = full_disk_error(exc, conf.root())  # ENOSPC or SQLite's "disk is full", raw
+        if full is None:
+            logger.exception("job %s failed", job.pk)
         reporter.flush()
-        _finish(job, JobState.FAILED, error=f"internal error: {exc}")
+        _finish(job, JobState.FAILED, error=str(full) if full is not None else f"internal error: {exc}")
     finally:
         with _cancels_lock:
             _cancels.pop(str(job.pk), None)

@@ -20,16 +20,16 @@ from typing import Any
 from django.utils import timezone
 
 from engine import events, locks
-from engine.errors import ContainerNotFound, InvalidState, RuntimeFailure
+from engine.errors import CommandNotRunnable, ContainerNotFound, InvalidArgument, InvalidState, RuntimeFailure
 from engine.models import Container, ContainerState
 from engine.runtime import cgroups, conmon
-from engine.runtime.options import (
+from engine.runtime.runc import ContainerGone
+from engine.services import bundle, containers
+from engine.services.options import (
     DEFAULT_STOP_TIMEOUT,
     parse_signal,
     signal_name,
 )
-from engine.runtime.runc import ContainerGone
-from engine.services import bundle, containers
 from engine.undo import UndoStack
 
 logger = logging.getLogger(__name__)
@@ -117,8 +117,8 @@ def _finish(container: Container, code: int, *, error: str = "") -> None:
     oom = False
     try:
         oom = cgroups.oom_killed(container.id)
-    except OSError:
-        pass
+    except RuntimeFailure as exc:  # the exit is still recorded; only the OOM flag is unknown
+        logger.warning("container %s: cannot tell whether it was OOM-killed: %s", container.name, exc)
     bundle.teardown(container.id)
     _transition(
         container,
@@ -214,21 +214,17 @@ def _start_locked(
     with UndoStack() as undo:
         try:
             spawned = bundle.launch(container, undo=undo)
-        except RuntimeFailure as exc:
-            code = bundle.check_exit_reason(str(exc))
-            if code is None:
-                raise
-            container.exit_code = code
-            container.error = _clean_error(str(exc))
+        except CommandNotRunnable as exc:
+            container.exit_code = exc.exit_status
+            container.error = exc.reason
             container.save(update_fields=["exit_code", "error"])
-            failure = RuntimeFailure(
-                f"container {container.name} could not start: {container.error}",
+            raise CommandNotRunnable(
+                f"container {container.name} could not start: {exc.reason}",
+                reason=exc.reason,
+                exit_status=exc.exit_status,
                 argv=exc.argv,
-                exit_code=exc.exit_code,
                 stderr=exc.stderr,
-            )
-            failure.cli_exit_code = code  # type: ignore[attr-defined]
-            raise failure from None
+            ) from None
         if before_start is not None:
             before_start(bundle.paths(container.id))
         _notify_start_observers(container.id)
@@ -245,13 +241,6 @@ def _start_locked(
             error="",
             stopped_by_user=False,
         )
-
-
-def _clean_error(message: str) -> str:
-    """runc's reason without its log framing: `exec: "x": executable file not found in $PATH`."""
-    marker = "unable to start container process: "
-    text = message.split(marker, 1)[1] if marker in message else message
-    return text.strip().rstrip('"').strip()
 
 
 # -- stop, kill, restart -------------------------------------------------------------------------
@@ -273,14 +262,14 @@ def stop(ref: str, *, timeout: int | None = None, signal: str | None = None) -> 
         if container.state not in ACTIVE:
             return container
         stop_signal, wait_for = _stop_parameters(container, timeout, signal)
-        if wait_for == 0:
+        if wait_for == 0 or stop_signal is None:
             _kill_locked(container)
             events.record("container", "stop", object_id=container.id, object_name=container.name)
             return container
         run = (container.pid, container.started_at)
         paused = container.state == ContainerState.PAUSED
         bundle.mark_exit_handled(container.id)  # the second half below records the exit
-        _signal(container, stop_signal)
+        _send_stop_signal(container, stop_signal)
         if paused:
             _resume_quietly(container)
     await_exit(container, wait_for if wait_for > 0 else None)
@@ -300,12 +289,38 @@ def stop(ref: str, *, timeout: int | None = None, signal: str | None = None) -> 
     return container
 
 
-def _stop_parameters(container: Container, timeout: int | None, signal: str | None) -> tuple[int, int]:
-    stop_signal = parse_signal(signal or container.config.get("StopSignal") or "SIGTERM")
+def _stop_parameters(
+    container: Container, timeout: int | None, signal: str | None
+) -> tuple[int | None, int]:
+    """The signal (None: the stored one cannot be sent, so SIGKILL at once) and the grace period.
+
+    An explicit `signal` that is not valid raises InvalidArgument; a stored one (a row written
+    before STOPSIGNAL was validated) must never make a container unstoppable.
+    """
+    stop_signal = parse_signal(signal) if signal else _stored_stop_signal(container)
     if timeout is None:
         timeout = container.config.get("StopTimeout")
         timeout = DEFAULT_STOP_TIMEOUT if timeout is None else int(timeout)
     return stop_signal, timeout
+
+
+def _stored_stop_signal(container: Container) -> int | None:
+    value = container.config.get("StopSignal") or "SIGTERM"
+    try:
+        return parse_signal(str(value))
+    except InvalidArgument:
+        logger.warning(
+            "container %s has an invalid StopSignal %r: using SIGKILL", container.name, str(value)[:32]
+        )
+        return None
+
+
+def _send_stop_signal(container: Container, number: int) -> None:
+    """Send the stop signal; a failure is logged, since SIGKILL follows after the grace period anyway."""
+    try:
+        _signal(container, number)
+    except RuntimeFailure as exc:
+        logger.warning("could not send %s to container %s: %s", signal_name(number), container.name, exc)
 
 
 def await_exit(container: Container, timeout: float | None) -> None:
@@ -352,9 +367,9 @@ def _stop_locked(container: Container, *, timeout: int | None, signal: str | Non
     """Stop while holding the lock throughout (restart, which must not let anyone in between)."""
     stop_signal, timeout = _stop_parameters(container, timeout, signal)
     paused = container.state == ContainerState.PAUSED
-    if timeout != 0:
+    if timeout != 0 and stop_signal is not None:
         bundle.mark_exit_handled(container.id)  # _wait_exit below records the exit
-        _signal(container, stop_signal)
+        _send_stop_signal(container, stop_signal)
         if paused:
             _resume_quietly(container)
         if _wait_exit(container, timeout if timeout >= 0 else None):
@@ -430,8 +445,7 @@ def kill(ref: str, *, signal: str = "KILL") -> Container:
         if container.state == ContainerState.PAUSED and number != signals.SIGKILL:
             # The signal would stay pending until unpause; Docker refuses it the same way.
             raise InvalidState(f"container {container.name} is paused", hint="unpause it first")
-        stop_signal = parse_signal(container.config.get("StopSignal") or "SIGTERM")
-        if number in (signals.SIGKILL, stop_signal):
+        if number in (signals.SIGKILL, _stored_stop_signal(container)):
             # A kill meant to end the container never triggers the restart policy (moby ExitOnNext).
             container.stopped_by_user = True
             container.save(update_fields=["stopped_by_user"])
@@ -532,7 +546,7 @@ def _last_exit_code(container: Container) -> int:
 
     event = Event.objects.filter(object_id=container.id, action="die").order_by("-time", "-id").first()
     try:
-        return int((event.attributes or {}).get("exitCode")) if event else container.exit_code
+        return int((event.attributes or {}).get("exitCode", "")) if event else container.exit_code
     except (TypeError, ValueError):
         return container.exit_code
 

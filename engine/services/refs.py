@@ -1,4 +1,8 @@
-"""Finding a row the way Docker does: by full ID, by name, or by a unique prefix of its ID."""
+"""References as Docker reads them: a row by full ID, name or unique ID prefix; an image reference's parts.
+
+Front ends parse image references here (not in engine/registry) so that they reach the engine only
+through services.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from typing import TypeVar
 from django.db.models import Model
 
 from engine.errors import InvalidArgument
+from engine.registry import reference
+from engine.registry.reference import Reference
 
 M = TypeVar("M", bound=Model)
 
@@ -26,3 +32,13 @@ def find(model: type[M], ref: str, *, what: str) -> M | None:
     if len(matches) > 1:
         raise InvalidArgument(f"{what} ID prefix {ref} is ambiguous: give more characters")
     return matches[0] if matches else None
+
+
+def parse_image(ref: str, *, default_tag: str | None = "latest") -> Reference:
+    """The parts of image reference `ref`, normalised as Docker does (BadReference if it is not one)."""
+    return reference.parse(ref, default_tag=default_tag)
+
+
+def is_valid_tag(tag: str) -> bool:
+    """True if `tag` is a valid image tag (letters, digits, `_`, `.`, `-`; at most 128)."""
+    return reference.is_valid_tag(tag)

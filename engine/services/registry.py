@@ -15,14 +15,22 @@ from dataclasses import dataclass
 from typing import BinaryIO, TypeVar, cast
 
 from engine import conf, events
-from engine.errors import BadReference, EngineError, ImageNotFound, InvalidArgument, NotFound, RegistryError
+from engine.errors import (
+    BadReference,
+    DigestMismatch,
+    EngineError,
+    ImageNotFound,
+    InvalidArgument,
+    NotFound,
+    RegistryError,
+)
 from engine.image import formats
 from engine.models import Image, RepoDigest
 from engine.progress import CountingReader, LayerProgress, OutputLine, Progress, ignore
 from engine.registry import reference
 from engine.registry.auth import Credentials, CredentialStore, normalise_server
 from engine.registry.client import FetchedManifest, RegistryClient
-from engine.services import images, imagestore
+from engine.services import images, imagestore, staging
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +103,7 @@ def _existing(parsed: reference.Reference) -> str | None:
         return None
 
 
+@staging.staged()  # a refused or cancelled pull leaves no blob or layer behind
 def _pull(
     parsed: reference.Reference, want: formats.Platform, progress: Progress, credentials: Credentials | None
 ) -> tuple[Image, str]:
@@ -206,12 +215,8 @@ def _download_layer(
             logger.info("retrying layer %s after: %s", short, exc)
             progress(LayerProgress(short, 0, desc.size, f"Retrying in {attempt} seconds"))
             time.sleep(attempt)
-        except InvalidArgument as exc:
-            if "digest mismatch" in exc.message:
-                raise RegistryError(
-                    f"layer {desc.digest} from registry: {exc.message}", permanent=True
-                ) from exc
-            raise
+        except DigestMismatch as exc:
+            raise RegistryError(f"layer {desc.digest} from registry: {exc.message}", permanent=True) from exc
     raise AssertionError("unreachable")
 
 

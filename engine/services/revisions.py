@@ -36,9 +36,9 @@ from engine import events, locks
 from engine.errors import ContainerNotFound, EngineError, InvalidArgument, InvalidState
 from engine.models import Container, ContainerRevision, ContainerState, Mount
 from engine.net import ports
-from engine.runtime import options as opts
 from engine.runtime import spec as runtime_spec
 from engine.services import containers, lifecycle, volumes
+from engine.services import options as opts
 
 logger = logging.getLogger(__name__)
 
@@ -381,7 +381,9 @@ def _recreate(
         lineage = _first_revision(old).lineage
     was_running = old.state in RUNNING_STATES
     old_anonymous = {
-        m.destination: m.volume.name for m in old.mounts.select_related("volume") if _anonymous(m)
+        m.destination: m.volume.name
+        for m in old.mounts.select_related("volume")
+        if m.volume is not None and _anonymous(m)
     }
     temporary = f"{name[:200]}-new-{secrets.token_hex(3)}"
     new = containers.create(dataclasses.replace(_reusing(target, old, old_anonymous), name=temporary))

@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 
 from engine import locks
-from engine.errors import ContainerNotFound, EngineError, RuntimeFailure
+from engine.errors import ContainerNotFound, EngineError
 from engine.models import Container, ContainerState
-from engine.runtime import conmon, logfile
-from engine.runtime.options import DEFAULT_LOG_MAX_FILE, DEFAULT_LOG_MAX_SIZE
-from engine.services import bundle, lifecycle, netsetup
+from engine.runtime import conmon, logfile, logkeeper
+from engine.services import bundle, lifecycle, logkeeping, netsetup
 
 logger = logging.getLogger(__name__)
 
@@ -97,39 +96,25 @@ def _policy_always(container: Container) -> bool:
 
 def log_limits(container: Container) -> tuple[int, int]:
     """(max-size in bytes, max-file) from the container's LogConfig."""
-    config = (container.host_config.get("LogConfig") or {}).get("Config") or {}
-    try:
-        size = int(config.get("max-size") or DEFAULT_LOG_MAX_SIZE)
-        files = int(config.get("max-file") or DEFAULT_LOG_MAX_FILE)
-    except (TypeError, ValueError):
-        size, files = DEFAULT_LOG_MAX_SIZE, DEFAULT_LOG_MAX_FILE
-    return size, max(files, 1)
+    return logkeeping.limits(container.host_config)
 
 
 def rotate_log(container: Container) -> bool:
     """Rotate the container's log if it reached max-size; True if it did.
 
     conmon 2.1.6 truncates (loses) its log at --log-size-max instead of rotating, so the engine
-    rotates at max-size and gives conmon a larger cap as a backstop (bundle.launch). Takes the
-    container's lock only if it is free: a stop or start in progress defers rotation to the next
-    call rather than making a log reader or the housekeeping loop wait. With max-file 1 there is
-    nothing to keep, and conmon's own truncation is Docker's behaviour.
+    rotates at max-size and gives conmon no cap (bundle.launch). The log keeper does this without
+    the server (runtime/logkeeper); log readers and the server's housekeeping call this too. Takes the container's lock only if it is free: a stop or start in progress defers
+    rotation to the next call. With max-file 1 there is nothing to keep, and conmon's own
+    truncation is Docker's behaviour.
     """
-    max_size, max_file = log_limits(container)
     p = bundle.paths(container.id)
-    if max_file < 2 or not logfile.needs_rotation(p.log, max_size):
+    entry = logkeeping.job(container, log=p.log, ctl=p.ctl, conmon_pidfile=p.conmon_pidfile)
+    if entry.max_file < 2 or not logfile.needs_rotation(p.log, entry.max_size):
         return False
-    with locks.try_locked("container", container.id) as taken:
-        if not taken or not logfile.needs_rotation(p.log, max_size):
-            return False
-        if not lifecycle._alive(container.conmon_pid):
-            return False  # nobody writes any more: the log cannot grow past its cap
-        try:
-            logfile.rotate(p.log, keep=max_file - 1, reopen=lambda: conmon.reopen_log(p.ctl))
-        except RuntimeFailure as exc:
-            # conmon exited between the check and the request: the renamed file is still read.
-            logger.info("rotating the log of %s: %s", container.name, exc)
-        return True
+    if not lifecycle._alive(container.conmon_pid):
+        return False  # nobody writes any more: the log cannot grow past its cap
+    return logkeeper.rotate(entry)
 
 
 def maintain() -> int:

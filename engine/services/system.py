@@ -18,7 +18,7 @@ from django.db import transaction
 from engine import conf
 from engine.errors import EngineError
 from engine.models import Image
-from engine.services import imagestore, imagetransfer
+from engine.services import imagestore, imagetransfer, leftovers
 
 ROLE_GROUPS = ("viewers", "operators", "admins")
 VERSION = "0.8.0"  # Berth's own version, as `version` and the Docker API's /version report it
@@ -54,6 +54,7 @@ def initialise(*, admin_password: str) -> bool:
 def seed() -> Image:
     """Collect what a crash left behind, then make sure busybox:latest exists."""
     imagestore.collect_garbage()
+    leftovers.reclaim()  # unreferenced blobs too, once no write runs in any process
     return imagetransfer.seed_busybox()
 
 
@@ -106,15 +107,17 @@ def _cached_version(kind: str, binary: str, probe: Callable[[str], dict[str, Any
 
 
 def _runtime_version(binary: str) -> dict[str, Any]:
+    from engine.runtime import runcfixes
     from engine.runtime.runc import Runc, check_version
 
     out: dict[str, Any] = {"binary": binary, "found": False, "version": "", "warning": None, "error": ""}
     try:
-        first, parsed = Runc(binary, conf.run_dir() / "runc").version()
+        text = Runc(binary, conf.run_dir() / "runc").version_output()
     except EngineError as exc:
         out["error"] = str(exc)
         return out
-    out.update(found=True, version=first, warning=check_version(parsed))
+    first = text.splitlines()[0] if text else ""
+    out.update(found=True, version=first, warning=check_version(text, runcfixes.read_changelog()))
     return out
 
 
@@ -173,6 +176,7 @@ def disk_usage(*, max_age: float = DISK_MAX_AGE) -> dict[str, int]:
     result = {
         "images": int(image_usage.get("total", 0)),
         "reclaimable": int(image_usage.get("reclaimable", 0)),
+        "leftovers": leftovers.total_size()[1],  # what a crash left; a prune frees it
         "containers": containers,
         "volumes": volume_bytes,
         "free": int(disk["free"]),
@@ -360,6 +364,7 @@ def disk_usage_detail() -> dict[str, Any]:
     ]
     return {
         "layers_size": sum(Layer.objects.values_list("size", flat=True)),
+        "leftovers": leftovers.find(),
         "images": image_rows,
         "containers": container_rows,
         "volumes": volume_rows,

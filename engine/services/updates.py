@@ -14,8 +14,8 @@ from engine import events, locks
 from engine.errors import ContainerNotFound, InvalidArgument
 from engine.models import Container, ContainerState
 from engine.runtime import cgroups
-from engine.runtime import options as opts
 from engine.services import bundle, containers, lifecycle
+from engine.services import options as opts
 
 MIN_MEMORY = 6 << 20  # Docker's minimum, and the spec's
 CPU_PERIOD = 100_000

@@ -417,6 +417,7 @@ def _restore(
                     stage_fd,
                     max_bytes=RESTORE_MAX_BYTES,
                     rename=_relative_only,
+                    reserve=conf.disk_reserve(),
                 )
             except InvalidArgument as exc:
                 # The extractor speaks of layers; here the hostile input is a backup.

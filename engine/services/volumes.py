@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from engine import conf, events
 from engine.errors import InUse, InvalidArgument, NotFound, RuntimeFailure, VolumeNotFound
 from engine.models import Mount, Volume
+from engine.store import fsops
 from engine.store import volumes as volume_store
 
 # Docker's rule (volume/local): at least two characters, starting with a letter or digit.
@@ -200,7 +201,6 @@ def _parse_bool(value: str, key: str) -> bool:
 
 
 BROWSE_MAX_ENTRIES = 5000  # a directory with more is shown truncated, not read whole into a page
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass(frozen=True)
@@ -231,37 +231,27 @@ def _components(relpath: str) -> list[str]:
 
 
 def _open_dir(volume: Volume, parts: list[str], shown: str) -> int:
-    """Open the directory `parts` below the volume's _data, one component at a time, never following
-    a symlink (O_NOFOLLOW on every step): a symlink planted by a container cannot lead out."""
+    """Open the directory `parts` below the volume's _data through fsops' no-follow walk: a symlink
+    planted by a container cannot lead out."""
     root = volume_store.data_path(conf.volumes_dir(), volume.name)
     try:
-        fd = os.open(root, _DIR_FLAGS)
+        fd = fsops.open_dir(root)
     except OSError as exc:
         raise RuntimeFailure(f"cannot open volume {volume.name}: {exc.strerror}") from exc
     try:
-        for part in parts:
-            try:
-                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            except OSError as exc:
-                raise _path_error(exc, volume.name, shown, fd, part) from exc
-            os.close(fd)
-            fd = child
-    except BaseException:
+        return fsops.open_beneath(fd, parts)
+    except OSError as exc:
+        raise _path_error(exc, volume.name, shown) from exc
+    finally:
         os.close(fd)
-        raise
-    return fd
 
 
-def _path_error(exc: OSError, volume: str, shown: str, dir_fd: int, part: str) -> Exception:
+def _path_error(exc: OSError, volume: str, shown: str) -> Exception:
     if exc.errno == errno.ENOENT:
         return NotFound(f"no such file or directory in volume {volume}: {shown}")
-    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-        try:
-            is_link = stat_mod.S_ISLNK(os.lstat(part, dir_fd=dir_fd).st_mode)
-        except OSError:
-            is_link = False
-        if is_link:
-            return InvalidArgument(f"{shown} goes through a symbolic link, which the browser does not follow")
+    if exc.errno == errno.ELOOP:
+        return InvalidArgument(f"{shown} goes through a symbolic link, which the browser does not follow")
+    if exc.errno == errno.ENOTDIR:
         return InvalidArgument(f"{shown} is not a directory")
     return RuntimeFailure(f"cannot open {shown} in volume {volume}: {exc.strerror}")
 
@@ -353,7 +343,7 @@ def read_file(name: str, relpath: str, limit: int = 64 * 1024) -> bytes:
                 raise InvalidArgument(
                     f"{relpath} is a symbolic link, which the browser does not follow"
                 ) from exc
-            raise _path_error(exc, name, relpath, fd, parts[-1]) from exc
+            raise _path_error(exc, name, relpath) from exc
     finally:
         os.close(fd)
     try:

@@ -21,8 +21,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from engine.errors import InvalidArgument, NotFound, RuntimeFailure
+from engine.errors import DigestMismatch, DiskFull, InvalidArgument, NotFound, RuntimeFailure
 from engine.store.digests import ALGORITHM, digest_hex, parse_digest
+from engine.store.diskspace import Reserve
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,9 @@ TEMP_PREFIX = ".tmp-"
 _CHUNK = 1 << 20
 
 
-def _fail(action: str, exc: OSError) -> RuntimeFailure:
+def _fail(action: str, exc: OSError) -> RuntimeFailure | DiskFull:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(f"blob store: cannot {action}: {exc.strerror}")
     return RuntimeFailure(f"blob store: cannot {action}: {exc.strerror or exc}")
 
 
@@ -42,8 +45,11 @@ class BlobWriter:
     only a ``.tmp-*`` file, which ``BlobStore.sweep_temp`` removes later.
     """
 
-    def __init__(self, directory: Path, *, expected: str | None = None) -> None:
+    def __init__(
+        self, directory: Path, *, expected: str | None = None, reserve: Reserve | None = None
+    ) -> None:
         self._dir = directory
+        self._reserve = reserve
         self._expected = parse_digest(expected) if expected is not None else None
         self._hash = hashlib.sha256()
         self._size = 0
@@ -81,6 +87,8 @@ class BlobWriter:
         except OSError as exc:
             raise _fail(f"write {self._tmp}", exc) from exc
         self._size += total
+        if self._reserve is not None:
+            self._reserve.written(total)  # DiskFull here: the caller's `with` removes the temp file
         return total
 
     def digest(self) -> str:
@@ -90,7 +98,7 @@ class BlobWriter:
     def commit(self) -> tuple[str, int]:
         """Verify, fsync and rename the temp file to its final name; return ``(digest, size)``.
 
-        Raise ``InvalidArgument("digest mismatch …")`` (temp file removed) when the content does
+        Raise ``DigestMismatch`` (an InvalidArgument; temp file removed) when the content does
         not hash to the expected digest. A blob that already exists is kept and the temp dropped.
         """
         if self._fd is None or self._done:
@@ -98,7 +106,7 @@ class BlobWriter:
         digest = self.digest()
         if self._expected is not None and digest != self._expected:
             self.abort()
-            raise InvalidArgument(
+            raise DigestMismatch(
                 f"digest mismatch: expected {self._expected}, got {digest} ({self._size} bytes)"
             )
         final = self._dir / digest_hex(digest)
@@ -152,10 +160,14 @@ def _fsync_dir(directory: Path) -> None:
 
 
 class BlobStore:
-    """Blobs under ``root/sha256/<hex>``; every digest is parsed strictly before it becomes a path."""
+    """Blobs under ``root/sha256/<hex>``; every digest is parsed strictly before it becomes a path.
 
-    def __init__(self, root: Path) -> None:
+    With a ``reserve``, every writer stops with ``DiskFull`` when free space falls below it.
+    """
+
+    def __init__(self, root: Path, *, reserve: Reserve | None = None) -> None:
         self.root = Path(root)
+        self._reserve = reserve
         self._dir = self.root / ALGORITHM
 
     def _ensure_dirs(self) -> None:
@@ -206,7 +218,8 @@ class BlobStore:
     def writer(self, *, expected: str | None = None) -> BlobWriter:
         """Return a ``BlobWriter`` for a new blob, optionally checked against ``expected``."""
         self._ensure_dirs()
-        return BlobWriter(self._dir, expected=expected)
+        reserve = self._reserve.fresh() if self._reserve is not None else None
+        return BlobWriter(self._dir, expected=expected, reserve=reserve)
 
     def put_bytes(self, data: bytes, *, expected: str | None = None) -> tuple[str, int]:
         """Store ``data`` as a blob and return ``(digest, size)``."""

@@ -26,12 +26,16 @@ from typing import IO, BinaryIO, Protocol, cast
 import zstandard
 
 from engine.errors import EngineError, InvalidArgument, RuntimeFailure, UnsafeArchive
+from engine.store.diskspace import Reserve
 
 CHUNK = 1 << 20
 # tarfile reads headers, PAX records and GNU long names through read(); file data never goes
 # through it. A header claiming a gigantic PAX record must not make us allocate that much (A9).
 MAX_READ = 16 << 20
 _QUEUE_DEPTH = 8
+# Zero runs this long, aligned in the file, become holes (a multiple of every file system's block).
+HOLE = 64 * 1024
+_ZEROS = memoryview(bytes(HOLE))
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -187,6 +191,15 @@ def _bounded(raw: _RawSource, factory: Callable[[], _Decompressor]) -> Iterator[
             data = b""  # output was capped at CHUNK; let the decoder continue
 
 
+def _pwrite(fd: int, data: memoryview, offset: int, reserve: Reserve | None) -> int:
+    done = 0
+    while done < len(data):
+        done += os.pwrite(fd, data[done:], offset + done)
+    if reserve is not None:
+        reserve.written(done)
+    return offset + done
+
+
 _DECODERS: dict[str, Callable[[_RawSource], Iterator[bytes]]] = {
     "tar": _plain,
     "gzip": _gzip,
@@ -338,8 +351,16 @@ class DecodedStream:
             self._pos += step
             count -= step
 
-    def copy_to(self, fd: int, count: int) -> None:
-        """Write the next ``count`` bytes to ``fd`` without intermediate copies."""
+    def copy_to(self, fd: int, count: int, *, reserve: Reserve | None = None) -> None:
+        """Write the next ``count`` bytes to ``fd``, a new empty file, without intermediate copies.
+
+        Aligned runs of `HOLE` zero bytes are not written but left as holes, and the size is set
+        with ftruncate, so a layer of zeros (a decompression bomb, a disk image) costs no disk.
+        ``reserve.written`` is told every byte that is really written.
+        """
+        size = count
+        pos = 0  # offset in the file of self._buf[self._off]
+        end_written = 0
         while count > 0:
             avail = len(self._buf) - self._off
             if avail == 0:
@@ -347,13 +368,38 @@ class DecodedStream:
                     raise InvalidArgument("truncated layer: unexpected end of file data")
                 continue
             step = min(avail, count)
-            view = memoryview(self._buf)[self._off : self._off + step]
-            done = 0
-            while done < step:
-                done += os.write(fd, view[done:])
+            end_written = max(end_written, self._write_data(fd, pos, step, reserve))
             self._off += step
             self._pos += step
+            pos += step
             count -= step
+        if end_written < size:
+            os.ftruncate(fd, size)
+
+    def _write_data(self, fd: int, pos: int, step: int, reserve: Reserve | None) -> int:
+        """pwrite ``step`` buffered bytes at file offset ``pos``, skipping aligned zero blocks.
+
+        Return the file offset just past the last byte written (``pos`` if all were holes).
+        """
+        buf, start = self._buf, self._off
+        end = start + step
+        view = memoryview(buf)
+        data_from = start  # first buffered byte not yet written
+        i = start
+        last = pos
+        while i < end:
+            block_end = min(end, i + HOLE - (pos + i - start) % HOLE)
+            # buf[i] first: non-zero data almost never needs the comparison (memcmp stops early anyway).
+            # A block cut by the buffer's edge is checked in parts: both zero parts are left unwritten.
+            n = block_end - i
+            if buf[i] == 0 and buf.startswith(_ZEROS[:n], i):
+                if data_from < i:
+                    last = _pwrite(fd, view[data_from:i], pos + data_from - start, reserve)
+                data_from = block_end
+            i = block_end
+        if data_from < end:
+            last = _pwrite(fd, view[data_from:end], pos + data_from - start, reserve)
+        return last
 
     def drain(self) -> None:
         """Read (and hash) everything that is left, including tar padding and raw trailers."""

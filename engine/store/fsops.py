@@ -33,17 +33,35 @@ def open_beneath(root_fd: int, components: Iterable[str]) -> int:
     """Walk ``components`` down from ``root_fd`` one by one without following symlinks.
 
     Return a new descriptor for the last directory (a dup of ``root_fd`` for no components).
+    A component that cannot be entered raises ``OSError`` whose ``filename`` is the path walked
+    so far (``a/b``): ENOENT when missing, ELOOP when it is a symlink (never followed), ENOTDIR
+    when it is something else that is not a directory.
     """
     fd = os.dup(root_fd)
+    walked: list[str] = []
     try:
         for name in components:
-            child = open_dir_at(fd, name)
+            walked.append(name)
+            try:
+                child = open_dir_at(fd, name)
+            except OSError as exc:
+                raise _blocked(exc, fd, name, "/".join(walked)) from exc
             os.close(fd)
             fd = child
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def _blocked(exc: OSError, dir_fd: int, name: str, walked: str) -> OSError:
+    code = exc.errno or errno.EIO
+    if code == errno.ENOTDIR:
+        # O_DIRECTORY is checked before O_NOFOLLOW, so a symlink answers ENOTDIR: tell them apart.
+        st = lstat_at(dir_fd, name)
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            code = errno.ELOOP
+    return OSError(code, os.strerror(code), walked)  # OSError(ENOENT, …) is a FileNotFoundError
 
 
 def lstat_at(dir_fd: int, name: str) -> os.stat_result | None:

@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, TypeVar, cast
 
-from engine.errors import EngineError, InvalidArgument, RuntimeFailure, UnsafeArchive
+from engine.errors import DiskFull, EngineError, InvalidArgument, RuntimeFailure, UnsafeArchive
 from engine.store import fsops
 from engine.store.compression import DecodedStream
+from engine.store.diskspace import Reserve
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -117,13 +118,19 @@ def pax_xattrs(pax_headers: Mapping[str, str]) -> dict[str, bytes]:
 
 
 def unpack(
-    stream: BinaryIO, dest: Path, *, tee: BinaryIO | None = None, limits: Limits = Limits()
+    stream: BinaryIO,
+    dest: Path,
+    *,
+    tee: BinaryIO | None = None,
+    limits: Limits = Limits(),
+    reserve: Reserve | None = None,
 ) -> UnpackResult:
     """Extract the layer read from ``stream`` into the existing empty directory ``dest``.
 
     The stream is read to its end exactly once; its raw bytes are also written to ``tee``.
     Raise ``UnsafeArchive`` for entries that try to escape or break a cap, ``InvalidArgument``
-    for corrupt data, ``RuntimeFailure`` for host trouble (disk full). On error ``dest`` is left
+    for corrupt data, ``DiskFull`` when free space falls below ``reserve`` (or the disk fills),
+    ``RuntimeFailure`` for other host trouble. Runs of zeros become holes. On error ``dest`` is left
     partly filled: the caller removes it (``remove_tree``).
     """
     try:
@@ -135,7 +142,7 @@ def unpack(
     except BaseException:
         os.close(root_fd)
         raise
-    extractor = _Extractor(root_fd, decoded, limits)
+    extractor = _Extractor(root_fd, decoded, limits, reserve=reserve)
     try:
         extractor.run()
         decoded.drain()
@@ -158,10 +165,13 @@ def unpack(
 class _Extractor:
     """Creates entries one by one below ``root_fd``; owns a small LRU of directory descriptors."""
 
-    def __init__(self, root_fd: int, src: DecodedStream, limits: Limits) -> None:
+    def __init__(
+        self, root_fd: int, src: DecodedStream, limits: Limits, *, reserve: Reserve | None = None
+    ) -> None:
         self.root_fd = root_fd
         self.src = src
         self.limits = limits
+        self.reserve = reserve
         self.dirs: OrderedDict[tuple[str, ...], int] = OrderedDict()
         self.dir_times: dict[tuple[str, ...], int] = {}
         self.entries = 0
@@ -224,12 +234,12 @@ class _Extractor:
             archive = tarfile.open(
                 fileobj=cast(IO[bytes], self.src), mode="r:", encoding="utf-8", errors="surrogateescape"
             )
-        except tarfile.TarError as exc:
+        except (tarfile.TarError, ValueError) as exc:  # ValueError: a malformed GNU sparse map
             raise InvalidArgument(f"layer is not a tar archive: {exc}") from None
         while True:
             try:
                 info = archive.next()
-            except tarfile.TarError as exc:
+            except (tarfile.TarError, ValueError) as exc:
                 raise InvalidArgument(f"invalid tar archive: {exc}") from None
             if info is None:
                 break
@@ -264,6 +274,10 @@ class _Extractor:
         parts = split_entry_name(info.name, self.limits)
         if info.sparse is not None or info.type == tarfile.GNUTYPE_SPARSE:
             raise UnsafeArchive(f"tar entry {info.name!r}: sparse files are not supported")
+        if info.size > self.limits.max_bytes:  # its own header says it cannot fit: refuse before writing
+            raise UnsafeArchive(
+                f"tar entry {info.name!r}: declares {info.size} bytes, past the limit of {self.limits.max_bytes}"
+            )
         if not parts:
             if not info.isdir():
                 raise UnsafeArchive(f"tar entry {info.name!r}: only a directory may name the layer root")
@@ -312,7 +326,7 @@ class _Extractor:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = self.create(parent, parts, lambda: os.open(parts[-1], flags, 0o600, dir_fd=parent))
         try:
-            self.src.copy_to(fd, info.size)
+            self.src.copy_to(fd, info.size, reserve=self.reserve)
             self.size += info.size
             self.metadata(fd, info)
             mtime = _mtime_ns(info)
@@ -461,6 +475,8 @@ def _utime(fd: int, mtime_ns: int) -> None:
 def _translate(name: str, exc: OSError) -> EngineError:
     if exc.errno in _ESCAPE_ERRNOS:
         return UnsafeArchive(f"tar entry {name!r}: {exc.strerror}; refusing to write through it")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(f"not enough disk space to extract tar entry {name!r}: {exc.strerror}")
     if exc.errno in _RESOURCE_ERRNOS:
         return RuntimeFailure(f"cannot extract tar entry {name!r}: {exc.strerror}")
     return InvalidArgument(f"cannot extract tar entry {name!r}: {exc.strerror}")

@@ -22,6 +22,7 @@ from typing import BinaryIO
 from engine.errors import InvalidArgument, UnsafeArchive
 from engine.store import fsops, layers
 from engine.store.compression import DecodedStream
+from engine.store.diskspace import Reserve
 
 BLOCK = 512
 CHUNK = 1 << 20
@@ -221,8 +222,9 @@ class _CopyExtractor(layers._Extractor):  # noqa: SLF001 — the layer extractor
         owner: tuple[int, int] | None,
         no_overwrite_dir_non_dir: bool,
         rename: Callable[[str], str] | None,
+        reserve: Reserve | None = None,
     ) -> None:
-        super().__init__(root_fd, src, limits)
+        super().__init__(root_fd, src, limits, reserve=reserve)
         self.owner = owner
         self.no_overwrite = no_overwrite_dir_non_dir
         self.rename = rename
@@ -270,18 +272,26 @@ def extract_into(
     owner: tuple[int, int] | None = None,
     no_overwrite_dir_non_dir: bool = False,
     rename: Callable[[str], str] | None = None,
+    reserve: Reserve | None = None,
 ) -> int:
     """Extract the (possibly compressed) tar ``stream`` below the directory ``dir_fd``; return entries.
 
     Nothing is written through a symlink or outside ``dir_fd``; ``owner`` replaces every entry's
     uid/gid (None keeps them); ``rename`` maps entry names first (Docker's archive rebasing).
-    Raise ``UnsafeArchive``/``InvalidArgument`` for refused or corrupt input; what was written
+    Raise ``UnsafeArchive``/``InvalidArgument`` for refused or corrupt input, ``DiskFull`` when free
+    space falls below ``reserve``; zero runs become holes; what was written
     before the error stays (as with `docker cp`).
     """
     limits = layers.Limits(max_bytes=max_bytes)
     decoded = DecodedStream(stream, max_bytes=max_bytes, hashed=False)
     extractor = _CopyExtractor(
-        dir_fd, decoded, limits, owner=owner, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir, rename=rename
+        dir_fd,
+        decoded,
+        limits,
+        owner=owner,
+        no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
+        rename=rename,
+        reserve=reserve,
     )
     try:
         extractor.run()

@@ -11,7 +11,7 @@ import pytest
 from engine.api import containerformat as fmt
 from engine.api.createspec import parse_create
 from engine.errors import InvalidArgument
-from engine.runtime.options import MountRequest, RestartPolicy
+from engine.services.options import MountRequest, RestartPolicy
 
 # What docker CLI 28 sends for `docker create busybox` (trimmed of fields it leaves empty anyway).
 CLI_BODY: dict[str, Any] = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from dashboard.forms_containers import RunForm, initial_from
-from engine.runtime import options as opts
+from engine.services import options as opts
 from engine.services import revisions
 
 RICH = opts.ContainerOptions(

@@ -4,6 +4,7 @@ import threading
 from datetime import UTC, datetime
 
 from engine.runtime import logfile
+from tests.polling import wait_until
 
 T1 = "2026-11-28T00:21:26.864821083+00:00"
 T2 = "2026-11-28T00:21:27.000000001+00:00"
@@ -83,10 +84,10 @@ def test_follow_sees_new_lines_and_a_replaced_file(tmp_path):
     th = threading.Thread(target=run)
     th.start()
     try:
-        _wait(lambda: seen == ["first"])
+        wait_until(lambda: seen == ["first"], timeout=5, interval=0.01, what="the first line")
         with open(log, "a") as fh:
             fh.write(f"{T2} stdout F second\n")
-        _wait(lambda: len(seen) == 2)
+        wait_until(lambda: len(seen) == 2, timeout=5, interval=0.01, what="the second line")
         log.rename(tmp_path / "ctr.log.1")  # rotation: a new inode appears at the path
         write(log, (T3, "stdout", "third"))
     finally:
@@ -104,12 +105,3 @@ def test_follow_with_tail_yields_only_the_last_lines_first(tmp_path):
         out.append(line.text)
         stop.set()
     assert out == ["c"]
-
-
-def _wait(cond, timeout=5.0):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)

@@ -7,7 +7,6 @@ import io
 import os
 import tarfile
 import threading
-import time
 import zlib
 from pathlib import Path
 
@@ -167,12 +166,12 @@ def test_unpack_stops_a_gzip_bomb_early(box):
     header = zlib.compress(info.tobuf(format=tarfile.USTAR_FORMAT), wbits=16 + zlib.MAX_WBITS)
     bomb = header + gzip_of_zeros(256 << 20)
     assert len(bomb) < 1 << 20
-    started = time.monotonic()
     with pytest.raises(UnsafeArchive, match="limit"):
         box.unpack(bomb, max_bytes=8 << 20)
-    # Stopped early: no more than the limit reached the disk, and quickly.
-    assert time.monotonic() - started < 2.0
-    assert (box.dest / "bomb").stat().st_size <= 8 << 20
+    # Stopped early: no more than the limit reached the disk (not 256 MiB); a header that declares
+    # more than the limit is refused before its file is even created.
+    written = box.dest / "bomb"
+    assert not written.exists() or written.stat().st_size <= 8 << 20
     box.assert_untouched()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import InvalidArgument
-from engine.runtime import options as opts
+from engine.services import options as opts
 
 
 @pytest.mark.parametrize(

@@ -1,16 +1,19 @@
 """What a user asks for when creating a container, and the parsers for docker's option syntax.
 
 Pure: strings in, frozen dataclasses out. Every front end (CLI, dashboard form, a future API) fills a
-ContainerOptions and hands it to services.containers.create.
+ContainerOptions and hands it to services.containers.create. It sits with the services, not in runtime/,
+because it is the request front ends build: the runtime only sees what the bundle makes of it.
 """
 
 from __future__ import annotations
 
 import re
-import signal
 from dataclasses import dataclass, field
 
 from engine.errors import InvalidArgument
+from engine.image import stopsignal
+from engine.net import ports
+from engine.runtime import tmpfs
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -116,25 +119,12 @@ def parse_restart(value: str) -> RestartPolicy:
 
 
 def parse_signal(value: str) -> int:
-    """SIGTERM, TERM, 15 → 15."""
-    text = value.strip().upper()
-    if text.isdigit():
-        number = int(text)
-        if 0 < number < 65:
-            return number
-    else:
-        name = text if text.startswith("SIG") else f"SIG{text}"
-        member = getattr(signal.Signals, name, None)
-        if member is not None:
-            return int(member)
-    raise InvalidArgument(f"invalid signal: {value}")
+    """SIGTERM, TERM, 15, SIGRTMIN+3 → a number; the one validator in engine.image.stopsignal."""
+    return stopsignal.parse_signal(value)
 
 
 def signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return str(number)
+    return stopsignal.signal_name(number)
 
 
 def validate_name(name: str) -> str:
@@ -146,21 +136,29 @@ def validate_name(name: str) -> str:
     return name.lstrip("/")
 
 
+def check_publish(spec: str) -> None:
+    """Raise InvalidArgument unless `spec` is a valid -p value (`[IP:][HOSTPORT:]CONTAINERPORT[/PROTO]`)."""
+    ports.parse_publish(spec)
+
+
 def parse_volume(spec: str) -> MountRequest:
     """-v: `/ctr/path` (anonymous), `name:/ctr/path[:ro]`, `/host/path:/ctr/path[:ro|rw]`."""
     parts = spec.split(":")
     mode = ""
     if len(parts) == 3:
         mode = parts.pop()
+    nocopy = (("nocopy", "true"),) if "nocopy" in mode.split(",") else ()
     if len(parts) == 1:
-        return MountRequest("volume", _dest(parts[0], spec), "", _read_only(mode, spec))
+        return MountRequest("volume", _dest(parts[0], spec), "", _read_only(mode, spec), nocopy)
     if len(parts) != 2 or not parts[0] or not parts[1]:
         raise InvalidArgument(f"invalid volume specification {spec!r}: use [SOURCE:]DEST[:ro]")
     source, dest = parts
     kind = "bind" if source.startswith("/") or source.startswith(".") else "volume"
     if kind == "bind" and not source.startswith("/"):
         raise InvalidArgument(f"invalid volume specification {spec!r}: a host path must be absolute")
-    return MountRequest(kind, _dest(dest, spec), source, _read_only(mode, spec))
+    if kind == "bind" and nocopy:
+        raise InvalidArgument(f"invalid volume specification {spec!r}: nocopy applies to volumes only")
+    return MountRequest(kind, _dest(dest, spec), source, _read_only(mode, spec), nocopy)
 
 
 def parse_mount(spec: str) -> MountRequest:
@@ -190,13 +188,13 @@ def parse_mount(spec: str) -> MountRequest:
         if "tmpfs-size" in fields:
             options.append(("size", str(parse_size(fields.pop("tmpfs-size"), "tmpfs-size"))))
         if "tmpfs-mode" in fields:
-            mode = fields.pop("tmpfs-mode")
-            if not re.fullmatch(r"[0-7]{3,4}", mode):
-                raise InvalidArgument(f"invalid mount {spec!r}: tmpfs-mode must be octal")
-            options.append(("mode", mode))
+            options.append(("mode", tmpfs.parse_mode(fields.pop("tmpfs-mode"), "tmpfs-mode")))
     if kind == "bind" and not source.startswith("/"):
         raise InvalidArgument(f"invalid mount {spec!r}: bind source must be an absolute host path")
-    for key in ("volume-nocopy", "bind-propagation", "consistency"):
+    # Docker's volume-nocopy: the volume is not filled with the image's files at the first start.
+    if fields.pop("volume-nocopy", "false").lower() in ("true", "1", "") and kind == "volume":
+        options.append(("nocopy", "true"))
+    for key in ("bind-propagation", "consistency"):
         fields.pop(key, None)
     if fields:
         raise InvalidArgument(f"invalid mount {spec!r}: unknown field(s) {', '.join(sorted(fields))}")
@@ -211,8 +209,8 @@ def parse_tmpfs(spec: str) -> MountRequest:
         key, sep, value = item.partition("=")
         if key == "size":
             options.append(("size", str(parse_size(value, "tmpfs size"))))
-        elif key == "mode" and re.fullmatch(r"[0-7]{3,4}", value):
-            options.append(("mode", value))
+        elif key == "mode" and sep:
+            options.append(("mode", tmpfs.parse_mode(value)))
         elif not sep and key in ("ro", "rw", "noexec", "exec", "nosuid", "suid", "nodev", "dev"):
             options.append((key, ""))
         else:
@@ -229,7 +227,7 @@ def _dest(path: str, spec: str) -> str:
 
 def _read_only(mode: str, spec: str) -> bool:
     flags = set(filter(None, mode.split(",")))
-    unknown = flags - {"ro", "rw", "z", "Z"}
+    unknown = flags - {"ro", "rw", "z", "Z", "nocopy"}
     if unknown:
         raise InvalidArgument(
             f"invalid volume specification {spec!r}: unknown mode {','.join(sorted(unknown))}"
