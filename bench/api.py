@@ -196,8 +196,8 @@ class ApiServer:
 
 
 def in_process_run() -> None:
-    from engine.runtime.options import ContainerOptions
     from engine.services import containers, lifecycle
+    from engine.services.options import ContainerOptions
 
     container = containers.create(
         ContainerOptions(image="busybox", command=("true",), auto_remove=True, network="none")
@@ -216,8 +216,8 @@ def docker_run() -> None:
 
 
 def make_containers(count: int) -> list[str]:
-    from engine.runtime.options import ContainerOptions
     from engine.services import containers
+    from engine.services.options import ContainerOptions
 
     return [
         containers.create(
@@ -235,8 +235,8 @@ def in_process_ps() -> None:
 
 
 def make_log_container() -> str:
-    from engine.runtime.options import ContainerOptions
     from engine.services import containers, lifecycle
+    from engine.services.options import ContainerOptions
 
     c = containers.create(
         ContainerOptions(
@@ -431,6 +431,7 @@ def main() -> int:
         setup_django()
         django_ready = True
         thin_modules = sorted(str(p) for p in (REPO / "engine" / "cli").glob("thin*.py"))
+        thin_modules.append(str(REPO / "engine" / "humanize.py"))  # thinformat's human formats
         subprocess.run([PYTHON, "-m", "py_compile", *thin_modules], check=True)
         if args.only_profile:
             profile_server(args.reps)

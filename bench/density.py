@@ -71,8 +71,8 @@ def main() -> int:
 
     django.setup()
     from engine.models import Container
-    from engine.runtime.options import ContainerOptions
     from engine.services import bundle, containers, lifecycle, system
+    from engine.services.options import ContainerOptions
 
     try:
         call_command("migrate", interactive=False, verbosity=0)

@@ -3,7 +3,7 @@
     .venv/bin/python bench/image_load.py [--reps 3] [--profile]
 
 Builds (once, cached under bench/out/) a >=200 MB archive of 4-6 gzip layers made of real files from
-/usr/lib and /usr/share, written by engine.image.archive.write_archive, and a ~100 MB archive made of
+/usr/lib and /usr/share, written by engine.image.archivewriter.write_archive, and a ~100 MB archive made of
 its first layers. Then, per repetition:
   baseline  `sha256sum` of every blob and of the config, plus `gzip -dc blob | tar -x -C dir` per layer
   load      `imagetransfer.load()` into a fresh, migrated BERTH_ROOT, in a child process
@@ -127,7 +127,7 @@ def _build_layer(paths: Iterator[Path], directory: Path) -> dict[str, Any] | Non
 
 def _write_archive(path: Path, layers: list[dict[str, Any]], tag: str) -> None:
     from engine.image import formats
-    from engine.image.archive import SaveImage, SaveLayer, write_archive
+    from engine.image.archivewriter import SaveImage, SaveLayer, write_archive
     from engine.store.digests import sha256_digest
 
     config = formats.image_config(

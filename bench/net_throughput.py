@@ -77,8 +77,8 @@ def free_port() -> int:
 
 
 def start_containers(size_mb: int, port: int) -> tuple[str, str]:
-    from engine.runtime.options import ContainerOptions
     from engine.services import containers, lifecycle
+    from engine.services.options import ContainerOptions
 
     script = f"dd if=/dev/zero of=/tmp/big bs=1M count={size_mb} 2>/dev/null && exec httpd -f -p 80 -h /tmp"
     web = containers.create(

@@ -185,8 +185,8 @@ class Baselines:
 
 def run_in_process(network: str = "none") -> int:
     """What `run --rm --network NETWORK busybox true` does through the services, up to the exit code."""
-    from engine.runtime.options import ContainerOptions
     from engine.services import containers, lifecycle
+    from engine.services.options import ContainerOptions
 
     container = containers.create(
         ContainerOptions(image="busybox", command=("true",), auto_remove=True, network=network)

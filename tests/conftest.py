@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.polling import settle
+
 IN_CI = bool(os.environ.get("CI"))
 # Every engine root a test makes starts with this: the leak guard only counts what is ours, so
 # another test run on the same machine (a developer's, another session's) cannot fail this one.
@@ -58,6 +60,16 @@ def berth_dirs() -> Iterator[tuple[Path, Path]]:
     root = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir="/tmp"))
     run = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir="/run" if os.access("/run", os.W_OK) else "/tmp"))
     yield root, run
+    # This clean-up runs before the leak guard looks and would hide what the engine left in its own
+    # directories (a rootfs or netns mount, a runc container): note it for the guard first.
+    left: list[str] = []
+
+    def cleaned() -> bool:
+        left[:] = engine_leftovers(root, run)
+        return not left
+
+    settle(cleaned, timeout=5, interval=0.1)  # an exit command may be unmounting right now
+    ENGINE_LEFTOVERS.extend(left)
     unmount_under(root)
     unmount_under(run)
     shutil.rmtree(root, ignore_errors=True)
@@ -110,8 +122,22 @@ def unmount_under(path: Path) -> None:
         subprocess.run(["umount", "-l", target], check=False, capture_output=True)
 
 
+# What `berth_dirs` found left by the engine of the current test, for the leak guard to report.
+ENGINE_LEFTOVERS: list[str] = []
+
+
+def engine_leftovers(root: Path, run: Path) -> list[str]:
+    """The mounts and runc containers still present in one engine's root and run directories."""
+    left = [f"mount {m}" for m in _mount_points() if m.startswith((f"{root}/", f"{run}/"))]
+    runc_root = run / "runc"
+    if runc_root.is_dir():
+        left += [f"runc container {p.name}" for p in runc_root.iterdir()]
+    return left
+
+
 def _owned(text: str, base: str) -> bool:
-    return f"/{TMP_PREFIX}" in text or (bool(base) and base in text)
+    # The trailing slash: pytest-1 must not claim the temp dirs of a concurrent run's pytest-12.
+    return f"/{TMP_PREFIX}" in text or (bool(base) and f"{base}/" in text)
 
 
 def _mounts(base: str = "") -> set[str]:
@@ -179,14 +205,14 @@ def _settled_snapshot(base: str, before: dict[str, object], timeout: float = 10)
     A removed network namespace takes its veth pairs with it asynchronously, so a link can outlive
     the namespace file by a few milliseconds; waiting for that is not hiding a leak.
     """
-    import time
+    last: dict[str, object] = {}
 
-    deadline = time.monotonic() + timeout
-    while True:
-        after = snapshot(base)
-        if after["links"] <= before["links"] or time.monotonic() >= deadline:  # type: ignore[operator]
-            return after
-        time.sleep(0.05)
+    def settled() -> bool:
+        last.update(snapshot(base))
+        return last["links"] <= before["links"]  # type: ignore[operator,no-any-return]
+
+    settle(settled, timeout=timeout)
+    return last
 
 
 @pytest.fixture
@@ -194,16 +220,19 @@ def leak_guard(tmp_path_factory) -> Iterator[None]:  # type: ignore[no-untyped-d
     """Fail the test if it left a mount, link, netns, conmon process or nft rule behind.
 
     Mounts and conmons count when they belong to this run (its TMP_PREFIX roots or its pytest
-    temp dir); links, netns and nft tables when they carry the tests' NET_PREFIX.
+    temp dir); links, netns and nft tables when they carry the tests' NET_PREFIX; and whatever
+    `berth_dirs` found left in the engine's own directories (mounts, runc containers). Nothing of
+    Docker's, Podman's or another run's is counted.
     """
     if os.geteuid() != 0:
         yield
         return
     base = str(tmp_path_factory.getbasetemp())
     before = snapshot(base)
+    ENGINE_LEFTOVERS.clear()
     yield
     after = _settled_snapshot(base, before)
-    leaks = []
+    leaks = [f"engine: {sorted(ENGINE_LEFTOVERS)}"] if ENGINE_LEFTOVERS else []
     for key in ("mounts", "links", "netns", "conmon"):
         new = after[key] - before[key]  # type: ignore[operator]
         if new:
@@ -311,15 +340,9 @@ class BerthCLI:
 
     def wait_for_engine_processes(self, timeout: float = 60) -> None:
         """Wait until no process of this engine is left (exit commands finish after the container)."""
-        import time
-
         marker = f"BERTH_ROOT={self.root}\0".encode()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not _processes_with(marker):
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"engine processes still running: {_processes_with(marker)}")
+        if not settle(lambda: not _processes_with(marker), timeout=timeout):
+            raise AssertionError(f"engine processes still running: {_processes_with(marker)}")
 
 
 def settle_conmons(before: set[int], timeout: float = 15) -> None:
@@ -328,11 +351,7 @@ def settle_conmons(before: set[int], timeout: float = 15) -> None:
     conmon daemonises, so its parent is PID 1, which on these hosts reaps orphans only after a
     second or two: a `[conmon] <defunct>` that is about to go is not a leak.
     """
-    import time
-
-    deadline = time.monotonic() + timeout
-    while _conmons() - before and time.monotonic() < deadline:
-        time.sleep(0.1)
+    settle(lambda: not _conmons() - before, timeout=timeout, interval=0.1)
 
 
 def _mount_points() -> list[str]:

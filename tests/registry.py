@@ -6,13 +6,13 @@ import http.client
 import os
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import require
+from tests.polling import wait_until
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 
@@ -63,17 +63,21 @@ def start_registry(directory: Path, *, htpasswd: Path | None = None) -> RunningR
             [REGISTRY_BIN, "serve", str(directory / "config.yml")], stdout=out, stderr=out
         )
     running = RunningRegistry(f"127.0.0.1:{port}", proc, log)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         if proc.poll() is not None:
             pytest.fail(f"docker-registry exited: {log.read_text()[-2000:]}")
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             conn.request("GET", "/v2/")
             conn.getresponse().read()
+        finally:
             conn.close()
-            return running
-        except OSError:
-            time.sleep(0.05)
-    running.stop()
-    pytest.fail("docker-registry did not start listening within 15 s")
+        return True
+
+    try:
+        wait_until(answers, timeout=15, what="docker-registry to listen", ignoring=(OSError,))
+    except AssertionError:
+        running.stop()
+        raise
+    return running

@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO, TMP_PREFIX, net_tag, require, require_root, unmount_under
+from tests.polling import wait_until
 
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 
@@ -136,21 +136,17 @@ class ApiServer:
 
 
 def wait_for_socket(path: Path, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"serve-api exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
-        if path.is_socket():
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                probe.connect(str(path))
-                return
-            except OSError:
-                pass
-            finally:
-                probe.close()
-        time.sleep(0.05)
-    raise RuntimeError(f"serve-api did not listen within {timeout}s:\n{log.read_text(errors='replace')}")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.connect(str(path))
+        return True
+
+    try:
+        wait_until(listening, timeout=timeout, what=f"serve-api to listen on {path}", ignoring=(OSError,))
+    except AssertionError as exc:
+        raise RuntimeError(f"{exc}\n{log.read_text(errors='replace')}") from None
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,12 @@ import secrets
 import socket
 import struct
 import subprocess
-import time
 
 import pexpect
 import pytest
 
 from tests.api.conftest import DOCKER, ApiServer
+from tests.polling import wait_until
 
 
 def _name(prefix: str) -> str:
@@ -148,16 +148,18 @@ def test_run_it_detaches_with_ctrl_p_ctrl_q_and_leaves_it_running(api: ApiServer
 
 def _expect_size(child: pexpect.spawn, rows: int, cols: int, timeout: float = 10) -> None:
     """`stty size` shows rows and cols (asked again while a resize may still be on its way)."""
-    deadline = time.monotonic() + timeout
-    seen = ""
-    while time.monotonic() < deadline:
+    seen: list[str] = []
+
+    def size_is_right() -> bool:
         child.sendline("stty size")
         child.expect(r"\r\n(\d+ \d+)\r\n")
-        seen = child.match.group(1).decode()
-        if seen == f"{rows} {cols}":
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"terminal size is {seen}, expected {rows} {cols}")
+        seen.append(child.match.group(1).decode())
+        return seen[-1] == f"{rows} {cols}"
+
+    try:
+        wait_until(size_is_right, timeout=timeout, interval=0.1, what=f"the terminal size {rows} {cols}")
+    except AssertionError:
+        raise AssertionError(f"terminal size is {seen[-1:]}, expected {rows} {cols}") from None
 
 
 # --- docker attach --------------------------------------------------------------------------------
@@ -165,10 +167,7 @@ def _expect_size(child: pexpect.spawn, rows: int, cols: int, timeout: float = 10
 
 def test_attach_to_a_running_container_shows_new_output(api: ApiServer) -> None:
     name = _running(api, "sh", "-c", "i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.2; done")
-    deadline = time.monotonic() + 20
-    while "tick3" not in api.berth("logs", name).stdout:
-        assert time.monotonic() < deadline, "the container produced no output"
-        time.sleep(0.1)
+    wait_until(lambda: "tick3" in api.berth("logs", name).stdout, timeout=20, interval=0.1, what="tick3")
     proc = subprocess.Popen(
         [DOCKER, "attach", "--no-stdin", "--sig-proxy=false", name],
         env=api.env,
@@ -206,10 +205,12 @@ def test_attach_to_a_running_terminal_takes_input_and_detaches(api: ApiServer) -
 
 def test_attach_with_logs_replays_history_multiplexed(api: ApiServer) -> None:
     name = _running(api, "sh", "-c", "echo hello; echo warn >&2; sleep 1000")
-    deadline = time.monotonic() + 20
-    while "warn" not in api.berth("logs", name).stderr + api.berth("logs", name).stdout:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_until(
+        lambda: "warn" in (logs := api.berth("logs", name)).stderr + logs.stdout,
+        timeout=20,
+        interval=0.1,
+        what="the line on stderr",
+    )
     sock, head, rest = _hijack(api, f"/v1.44/containers/{name}/attach?logs=1&stream=0&stdout=1&stderr=1")
     with sock:
         assert head.startswith(b"HTTP/1.1 101"), head
@@ -315,10 +316,14 @@ def test_exec_detached_runs_and_records_its_exit(api: ApiServer) -> None:
     exec_id = json.loads(body)["Id"]
     status, _, body = api.request("POST", f"/exec/{exec_id}/start", {"Detach": True})
     assert status == 200, body
-    deadline = time.monotonic() + 20
-    while (info := json.loads(api.request("GET", f"/exec/{exec_id}/json")[2]))["ExitCode"] is None:
-        assert time.monotonic() < deadline, info
-        time.sleep(0.05)
+    info = wait_until(
+        lambda: (
+            (seen := json.loads(api.request("GET", f"/exec/{exec_id}/json")[2]))["ExitCode"] is not None
+            and seen
+        ),
+        timeout=20,
+        what="the exec's exit code",
+    )
     assert info["ExitCode"] == 6 and info["Running"] is False
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 from tests.api.conftest import ApiServer
 from tests.conftest import require
+from tests.polling import wait_until
 
 COMPOSE = "/usr/bin/docker-compose"
 
@@ -69,14 +69,12 @@ def test_compose_up_ps_logs_down(api: ApiServer, tmp_path: Path) -> None:
         ps = _compose(api, project, "ps").stdout
         assert "btc_web_1" in ps and "btc_client_1" in ps, ps
         assert ps.count(" Up ") >= 2 or ps.count("Up") >= 2, ps
-        deadline = time.monotonic() + 60
-        logs = ""
-        while time.monotonic() < deadline:
-            logs = _compose(api, project, "logs", "--no-color", "client").stdout
-            if "hello-from-web" in logs:
-                break
-            time.sleep(0.5)
-        assert "hello-from-web" in logs, logs
+        wait_until(
+            lambda: "hello-from-web" in _compose(api, project, "logs", "--no-color", "client").stdout,
+            timeout=60,
+            interval=0.5,
+            what="the client's log to show the web server's answer",
+        )
         assert "btc_data" in api.docker("volume", "ls", "-q").stdout
         assert "btc_back" in api.docker("network", "ls", "--format", "{{.Name}}").stdout
     finally:

@@ -14,24 +14,15 @@ import struct
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
 
 from tests.api.conftest import ApiServer
+from tests.polling import wait_until
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z ")
 
 
 def _name(prefix: str = "c") -> str:
     return f"{prefix}{secrets.token_hex(3)}"
-
-
-def _until(check: Callable[[], bool], what: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _status(api: ApiServer, name: str) -> str:
@@ -243,7 +234,9 @@ def test_top_diff_and_stats_of_a_running_container(api: ApiServer) -> None:
     name = _name()
     script = "echo x > /added; rm /etc/group; exec sleep 300"
     api.docker("run", "-d", "--name", name, "-m", "64m", "busybox", "sh", "-c", script)
-    _until(lambda: "sleep 300" in api.docker("top", name).stdout, "top to show the sleep")
+    wait_until(
+        lambda: "sleep 300" in api.docker("top", name).stdout, timeout=15, what="top to show the sleep"
+    )
     top = api.docker("top", name).stdout.splitlines()
     assert top[0].split()[:3] == ["UID", "PID", "PPID"]
 
@@ -288,7 +281,11 @@ def test_top_diff_and_stats_of_a_running_container(api: ApiServer) -> None:
     assert _server_threads(api) >= baseline + 3
     for client in clients:
         client.close()
-    _until(lambda: _server_threads(api) <= baseline, "the server threads of closed streams to end")
+    wait_until(
+        lambda: _server_threads(api) <= baseline,
+        timeout=15,
+        what="the server threads of closed streams to end",
+    )
 
     # ... and stats ends by itself once the container stops.
     api.docker("kill", name)
@@ -327,7 +324,9 @@ def test_run_rm_prints_output_and_leaves_nothing(api: ApiServer) -> None:
     # A non-interactive `docker run` attaches, waits (condition=removed) and starts.
     result = api.docker("run", "--rm", "busybox", "echo", "hi", timeout=60)
     assert result.stdout == "hi\n"
-    _until(lambda: api.docker("ps", "-aq").stdout.strip() == "", "the --rm container to go")
+    wait_until(
+        lambda: api.docker("ps", "-aq").stdout.strip() == "", timeout=15, what="the --rm container to go"
+    )
     # Without --rm it waits for the next exit, and the exit code and stderr reach the caller.
     failed = api.docker("run", "busybox", "sh", "-c", "echo oops >&2; exit 5", check=False, timeout=60)
     assert (failed.returncode, failed.stdout, failed.stderr) == (5, "", "oops\n")
@@ -353,7 +352,7 @@ def test_run_detached_publishes_a_port_on_loopback(api: ApiServer) -> None:
         except OSError:
             return False
 
-    _until(fetch, "httpd to answer on the published port")
+    wait_until(fetch, timeout=15, what="httpd to answer on the published port")
     assert answer[-1] == b"hello\n"
     api.docker("rm", "-f", name)
 

@@ -16,6 +16,7 @@ import pytest
 
 from engine.api import router
 from tests.api.conftest import ApiServer
+from tests.polling import settle
 
 MALFORMED_BODIES: list[bytes] = [
     b"{",
@@ -186,18 +187,18 @@ def test_fifty_concurrent_streams_lose_nothing(api: ApiServer) -> None:
         ]
         api.docker("stop", "-t", "1", *churn)
         api.docker("wait", talker)
-        deadline = time.monotonic() + 60
         expected = "".join(f"line{i}\n" for i in range(1, lines + 1)).encode()
-        while time.monotonic() < deadline:
+
+        def delivered() -> bool:
             logs_done = all(_demux(b"".join(buffer)) == expected for buffer in logs)
             events_done = all(
                 sum(b"".join(buffer).count(f'"{c}"'.encode()) and 1 for c in churn) == len(churn)
                 and b"".join(buffer).count(b'"die"') >= len(churn) + 1
                 for buffer in event_streams
             )
-            if logs_done and events_done:
-                break
-            time.sleep(0.2)
+            return logs_done and events_done
+
+        settle(delivered, timeout=60, interval=0.2)  # the asserts below say what is missing
         for buffer in logs:
             assert _demux(b"".join(buffer)) == expected
         for buffer in event_streams:

@@ -9,6 +9,7 @@ import subprocess
 import time
 
 from tests.api.conftest import DOCKER, ApiServer
+from tests.polling import wait_until
 
 
 def _name(prefix: str) -> str:
@@ -76,17 +77,24 @@ def test_system_df_counts_images_containers_and_volumes(api: ApiServer) -> None:
 def test_events_since_until_show_a_berth_cli_start(api: ApiServer) -> None:
     container = _name("c")
     api.berth("run", "-d", "--name", container, "busybox", "sleep", "300")
+
     # The CLI sends `--until 0s` as whole seconds (as Docker's does): an event in the current second
     # shows once that second is over, so ask again until it does.
-    deadline = time.monotonic() + 15
-    while True:
-        lines = api.docker(
+    def events() -> list[str]:
+        return api.docker(
             "events", "--since", "1m", "--until", "0s", "--filter", "type=container", timeout=30
         ).stdout.splitlines()
-        starts = [line for line in lines if " container start " in line and f"name={container}" in line]
-        if starts or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+
+    def starts_in(lines: list[str]) -> list[str]:
+        return [line for line in lines if " container start " in line and f"name={container}" in line]
+
+    lines = wait_until(
+        lambda: (seen := events()) and starts_in(seen) and seen,
+        timeout=15,
+        interval=0.2,
+        what=f"the start of {container} among the events",
+    )
+    starts = starts_in(lines)
     assert len(starts) == 1, "\n".join(lines)
     assert "image=busybox" in starts[0]
     # Only containers were asked for: the network connect of that start is not there.

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import TMP_PREFIX, net_tag, require, unmount_under
+from tests.polling import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
@@ -90,20 +90,24 @@ def _free_port() -> int:
 
 
 def _wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def answers() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(
                 f"daphne exited with {proc.returncode}:\n{log.read_text(errors='replace')[-4000:]}"
             )
-        try:
-            with urllib.request.urlopen(url + "/login/", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"daphne did not answer within {timeout}s:\n{log.read_text(errors='replace')[-4000:]}")
+        with urllib.request.urlopen(url + "/login/", timeout=2) as response:
+            return bool(response.status == 200)
+
+    try:
+        wait_until(
+            answers,
+            timeout=timeout,
+            interval=0.2,
+            what=f"daphne to answer at {url}/login/",
+            ignoring=(urllib.error.URLError, ConnectionError, TimeoutError),
+        )
+    except AssertionError as exc:
+        raise RuntimeError(f"{exc}\n{log.read_text(errors='replace')[-4000:]}") from None
 
 
 @pytest.fixture(scope="session")

@@ -56,8 +56,7 @@ def test_xterm_fit_and_uplot_run_on_a_terminal_page(new_page: Any, berth_server:
     violations = _serve(page, berth_server.url, inline_style_elements=True)
     size = page.evaluate(START)
     assert size["cols"] > 20 and size["rows"] > 2
-    page.wait_for_timeout(200)
-    assert "green" in page.locator(".xterm-rows").inner_text()
+    page.wait_for_function("() => document.querySelector('.xterm-rows').innerText.includes('green')")
     assert page.locator("#chart canvas").count() == 1
     screenshot(page, "vendor-xterm-uplot", full_page=False)
     assert violations == []
@@ -68,5 +67,7 @@ def test_xterm_needs_the_style_element_relaxation(new_page: Any, berth_server: A
     page = new_page()
     violations = _serve(page, berth_server.url, inline_style_elements=False)
     page.evaluate(START)
-    page.wait_for_timeout(200)
+    if not any("style" in v for v in violations):
+        # Playwright delivers console events only while it waits: no message can slip in between.
+        page.wait_for_event("console", predicate=lambda msg: "style" in msg.text, timeout=5000)
     assert any("style" in v for v in violations), violations

@@ -22,8 +22,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from dashboard import policy
 from dashboard.routing import websocket_urlpatterns
 from engine.models import Event
-from engine.runtime.options import ContainerOptions
 from engine.services import containers, system, volumes
+from engine.services.options import ContainerOptions
 
 PUBLIC = {"login", "logout", "admin/login"}
 ORIGIN = (b"origin", b"http://127.0.0.1")

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from engine.image import formats
-from engine.image.archive import SaveImage, SaveLayer, read_archive, write_archive
+from engine.image.archive import read_archive
+from engine.image.archivewriter import SaveImage, SaveLayer, write_archive
 from engine.store.digests import sha256_digest
 from tests.conftest import require
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import _conmons, _processes_with, require_root, settle_conmons
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.root
 
@@ -35,15 +36,13 @@ def services(engine_tx: Path) -> Iterator[Path]:
         except Exception:  # noqa: BLE001 — removed by its exit command meanwhile
             pass
     marker = f"BERTH_ROOT={engine_tx}\0".encode()
-    deadline = time.monotonic() + 60
-    while _processes_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not _processes_with(marker), timeout=60, what="the exit commands to finish")
     settle_conmons(before)
 
 
 def _run(command: str, **options: object):  # type: ignore[no-untyped-def]
-    from engine.runtime.options import ContainerOptions
     from engine.services import containers, lifecycle
+    from engine.services.options import ContainerOptions
 
     container = containers.create(ContainerOptions(image="busybox", command=("sh", "-c", command), **options))
     lifecycle.start(container.id)
@@ -68,13 +67,14 @@ def test_housekeeping_rotates_the_log_and_logs_read_across_the_files(services: P
     script = "i=0; while [ $i -lt 400 ]; do echo line-$i; i=$((i+1)); [ $((i % 50)) = 0 ] && sleep 0.3; done"
     container = _run(script, log_max_size=8000, log_max_file=3)
     p = bundle.paths(container.id)
-    rotated = 0
-    deadline = time.monotonic() + 30
-    while conmon.read_exit_code(p.exit_dir, container.id) is None and time.monotonic() < deadline:
-        rotated += supervision.maintain()  # what the server calls every few seconds
-        time.sleep(0.05)
+
+    def rotate_until_exit() -> bool:
+        supervision.maintain()  # what the server calls every few seconds
+        return conmon.read_exit_code(p.exit_dir, container.id) is not None
+
+    wait_until(rotate_until_exit, timeout=30, what="the writer to exit")
     assert lifecycle.wait(container.id, timeout=30) == 0
-    assert rotated >= 2
+    # The log keeper rotates too (the server need not run), so it may have taken some rotations.
     assert Path(f"{p.log}.1").exists() and Path(f"{p.log}.2").exists()
     assert _lines(container.id) == [f"line-{i}" for i in range(400)]
 
@@ -89,9 +89,7 @@ def test_logs_rotate_the_log_when_read(services: Path) -> None:
         log_max_file=3,
     )
     log = bundle.paths(container.id).log
-    deadline = time.monotonic() + 10
-    while (not log.exists() or log.stat().st_size < 4000) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: log.exists() and log.stat().st_size >= 4000, what="4000 bytes of log")
     assert _lines(container.id)[-1] == "line-199"
     assert Path(f"{log}.1").exists()  # reading rotated it: it had passed max-size
     lifecycle.kill(container.id)
@@ -101,18 +99,20 @@ def test_maintain_leaves_a_small_log_alone(services: Path) -> None:
     from engine.services import bundle, supervision
 
     container = _run("echo one; sleep 1000", log_max_size=1 << 20, log_max_file=3)
-    time.sleep(0.5)
+    wait_until(lambda: _lines(container.id) == ["one"], what="the line in the log")
     assert supervision.maintain() == 0
     assert not Path(f"{bundle.paths(container.id).log}.1").exists()
 
 
-def test_conmon_gets_a_backstop_above_the_rotation_size(services: Path) -> None:
+def test_conmon_gets_no_cap_while_the_engine_rotates(services: Path) -> None:
     from engine.services import bundle
 
+    # conmon 2.1.6 truncates at every multiple of its cap counted since its start, whatever the
+    # engine rotated meanwhile: any cap would lose lines (issue 10, finding 8).
     container = _run("sleep 1000", log_max_size=10000, log_max_file=3)
     conmon_pid = int(bundle.paths(container.id).conmon_pidfile.read_text())
     argv = Path(f"/proc/{conmon_pid}/cmdline").read_bytes().split(b"\0")
-    assert argv[argv.index(b"--log-size-max") + 1] == b"30000"
+    assert b"--log-size-max" not in argv
 
 
 def test_maintain_records_an_exit_its_exit_command_missed(services: Path) -> None:

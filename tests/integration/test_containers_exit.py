@@ -35,9 +35,9 @@ def test_non_executable_file_exits_126(berth_cli) -> None:
 def test_exit_codes_are_kept_in_the_records_for_later_processes(berth_cli) -> None:
     # Each CLI call is a new process: what inspect reads comes from the database, not from memory
     # (moby TestDaemonRestartSaveContainerExitCode).
-    berth_cli("run", "--name", "c42", "busybox", "sh", "-c", "exit 42")
-    berth_cli("run", "--name", "c127", "busybox", "no-such-command")
-    berth_cli("run", "--name", "c126", "busybox", "/etc/passwd")
+    assert berth_cli("run", "--name", "c42", "busybox", "sh", "-c", "exit 42").returncode == 42
+    assert berth_cli("run", "--name", "c127", "busybox", "no-such-command").returncode == 127
+    assert berth_cli("run", "--name", "c126", "busybox", "/etc/passwd").returncode == 126
     assert berth_cli.inspect("c42")["State"]["ExitCode"] == 42
     assert berth_cli.inspect("c127")["State"]["ExitCode"] == 127
     assert berth_cli.inspect("c126")["State"]["ExitCode"] == 126

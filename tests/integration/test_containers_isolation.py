@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.runtime import cgroups, spec
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.root
 
@@ -32,7 +33,7 @@ def test_memory_limit_leads_to_an_oom_kill_reported_as_such(berth_cli) -> None:
 
 
 def test_a_normal_exit_is_not_oom_killed(berth_cli) -> None:
-    berth_cli("run", "--name", "fine", "-m", "16m", "busybox", "true")
+    berth_cli.ok("run", "--name", "fine", "-m", "16m", "busybox", "true")
     assert berth_cli.inspect("fine")["State"]["OOMKilled"] is False
 
 
@@ -40,7 +41,9 @@ def test_pids_limit_contains_a_fork_bomb(berth_cli) -> None:
     bomb = "bomb() { bomb | bomb & }; bomb 2>/dev/null; sleep 1000"
     cid = berth_cli.ok("run", "-d", "--pids-limit", "20", "busybox", "sh", "-c", bomb).strip()
     assert _group_file(cid, "pids", "pids.max").read_text().strip() == "20"
-    time.sleep(2)
+    # The bomb has reached the limit once the kernel has refused it a fork.
+    events = _group_file(cid, "pids", "pids.events")
+    wait_until(lambda: int(events.read_text().split()[1]) > 0, timeout=30, what="a fork refused at pids.max")
     assert int(_group_file(cid, "pids", "pids.current").read_text()) <= 20
     started = time.monotonic()
     berth_cli.ok("rm", "-f", cid)
@@ -59,9 +62,12 @@ def test_cpus_sets_a_quota_that_throttles(berth_cli) -> None:
     else:
         assert _group_file(cid, "cpu", "cpu.cfs_quota_us").read_text().strip() == "50000"
         assert _group_file(cid, "cpu", "cpu.cfs_period_us").read_text().strip() == "100000"
-    time.sleep(1.5)
-    stat = dict(line.split() for line in _group_file(cid, "cpu", "cpu.stat").read_text().splitlines())
-    assert int(stat["nr_throttled"]) > 0
+    cpu_stat = _group_file(cid, "cpu", "cpu.stat")
+
+    def throttled() -> int:
+        return int(dict(line.split() for line in cpu_stat.read_text().splitlines())["nr_throttled"])
+
+    wait_until(throttled, timeout=30, what="the busy loop to be throttled")
 
 
 def test_user_name_is_resolved_from_the_images_passwd(berth_cli) -> None:
@@ -74,7 +80,9 @@ def test_unknown_user_is_refused(berth_cli) -> None:
 
 @pytest.mark.parametrize("workdir", ["/proc/self", "/proc", "relative/dir", "/a/../b"])
 def test_workdir_under_proc_or_unclean_is_refused(berth_cli, workdir: str) -> None:
-    berth_cli.fail("run", "--rm", "-w", workdir, "busybox", "true")
+    error = berth_cli.fail("run", "--rm", "-w", workdir, "busybox", "true")
+    # Refused for its working directory, not for any other reason.
+    assert "working directory" in error and workdir in error, error
     assert berth_cli.ok("ps", "-aq") == ""
 
 

@@ -15,21 +15,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.polling import wait_until
+
 pytestmark = pytest.mark.root
-
-
-def _until(predicate, timeout: float = 30, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def _state(cli, ref: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
     return cli.inspect(ref)["State"]
+
+
+def _wait_ready(cli, ref: str) -> None:  # type: ignore[no-untyped-def]
+    """Wait for the script's `echo ready`, printed once its trap is installed."""
+    wait_until(lambda: "ready" in cli.ok("logs", ref), timeout=30, what=f"{ref} to install its trap")
 
 
 # -- stop ------------------------------------------------------------------------------------------
@@ -58,9 +55,9 @@ def test_stop_with_zero_timeout_is_immediate(berth_cli) -> None:
 
 
 def test_stop_sends_a_custom_stop_signal(berth_cli) -> None:
-    script = 'trap "echo got-usr1; exit 5" USR1; while true; do sleep 0.1; done'
+    script = 'trap "echo got-usr1; exit 5" USR1; echo ready; while true; do sleep 0.1; done'
     berth_cli.ok("run", "-d", "--name", "trap", "--stop-signal", "USR1", "busybox", "sh", "-c", script)
-    time.sleep(0.5)  # let sh install its trap
+    _wait_ready(berth_cli, "trap")
     berth_cli.ok("stop", "-t", "20", "trap")
     assert _state(berth_cli, "trap")["ExitCode"] == 5
     assert "got-usr1" in berth_cli.ok("logs", "trap")
@@ -73,10 +70,10 @@ def test_stop_honours_the_images_stopsignal(berth_cli) -> None:
         berth_cli.ok("import", "-c", "STOPSIGNAL SIGUSR2", str(path), "stopsig:1")
     finally:
         path.unlink()
-    script = 'trap "exit 12" USR2; while true; do sleep 0.1; done'
+    script = 'trap "exit 12" USR2; echo ready; while true; do sleep 0.1; done'
     berth_cli.ok("run", "-d", "--name", "imgsig", "stopsig:1", "/bin/sh", "-c", script)
     assert berth_cli.inspect("imgsig")["Config"]["StopSignal"] == "SIGUSR2"
-    time.sleep(0.5)
+    _wait_ready(berth_cli, "imgsig")
     berth_cli.ok("stop", "-t", "20", "imgsig")
     assert _state(berth_cli, "imgsig")["ExitCode"] == 12
 
@@ -97,9 +94,9 @@ def _busybox_rootfs_tar() -> bytes:
 
 
 def test_stop_of_a_paused_container_works(berth_cli) -> None:
-    script = 'trap "exit 0" TERM; while true; do sleep 0.1; done'
+    script = 'trap "exit 0" TERM; echo ready; while true; do sleep 0.1; done'
     berth_cli.ok("run", "-d", "--name", "frozen", "busybox", "sh", "-c", script)
-    time.sleep(0.5)
+    _wait_ready(berth_cli, "frozen")
     berth_cli.ok("pause", "frozen")
     assert _state(berth_cli, "frozen")["Status"] == "paused"
     berth_cli.ok("stop", "-t", "20", "frozen")
@@ -147,7 +144,9 @@ def test_a_container_killed_from_outside_is_reported_exited(berth_cli) -> None:
     berth_cli.ok("run", "-d", "--name", "victim", "busybox", "sleep", "1000")
     pid = _state(berth_cli, "victim")["Pid"]
     os.kill(pid, signal.SIGKILL)  # the container's init, started by this test's engine
-    state = _until(lambda: (s := _state(berth_cli, "victim"))["Status"] == "exited" and s, what="exit")
+    state = wait_until(
+        lambda: (s := _state(berth_cli, "victim"))["Status"] == "exited" and s, timeout=30, what="exit"
+    )
     assert state["ExitCode"] == 137
     assert state["Running"] is False and state["Pid"] == 0
     berth_cli.ok("rm", "victim")
@@ -163,7 +162,7 @@ def test_rm_force_still_works_after_conmon_was_killed(berth_cli) -> None:
     assert "no such container" in berth_cli.fail("container", "inspect", cid)
     # No process is left: the killed init's zombie (orphaned to PID 1 with conmon gone) is reaped
     # by PID 1, which takes a moment on these hosts.
-    _until(lambda: not _processes_of(cid), timeout=15, what="the container's processes to go")
+    wait_until(lambda: not _processes_of(cid), timeout=15, what="the container's processes to go")
 
 
 def _processes_of(container_id: str) -> list[int]:
@@ -182,7 +181,9 @@ def test_rm_racing_run_rm_ends_consistent(berth_cli) -> None:
     # podman "rm <-> run --rm race": whichever removes first, the other neither fails loudly nor leaks.
     runner = berth_cli.popen("run", "--rm", "--name", "rr", "busybox", "sleep", "30", stdout=-1, stderr=-1)
     try:
-        _until(lambda: "rr" in berth_cli("ps", "--filter", "name=rr").stdout, what="rr running")
+        wait_until(
+            lambda: "rr" in berth_cli("ps", "--filter", "name=rr").stdout, timeout=30, what="rr running"
+        )
         berth_cli.ok("rm", "-f", "rr")
         out, err = runner.communicate(timeout=60)
     finally:
@@ -238,7 +239,7 @@ def test_on_failure_policy_stops_after_the_maximum_retries(berth_cli) -> None:
         data = berth_cli.inspect("flaky")
         return data["State"]["Status"] == "exited" and data["RestartCount"] == 2 and data
 
-    data = _until(settled, timeout=60, what="two restarts")
+    data = wait_until(settled, timeout=60, what="two restarts")
     berth_cli.wait_for_engine_processes()
     data = berth_cli.inspect("flaky")
     assert (data["RestartCount"], data["State"]["Status"], data["State"]["ExitCode"]) == (2, "exited", 3)
@@ -246,7 +247,7 @@ def test_on_failure_policy_stops_after_the_maximum_retries(berth_cli) -> None:
 
 def test_always_policy_restarts_after_an_exit(berth_cli) -> None:
     berth_cli.ok("run", "-d", "--name", "phoenix", "--restart", "always", "busybox", "sh", "-c", "sleep 0.3")
-    _until(lambda: berth_cli.inspect("phoenix")["RestartCount"] >= 1, timeout=60, what="a restart")
+    wait_until(lambda: berth_cli.inspect("phoenix")["RestartCount"] >= 1, timeout=60, what="a restart")
     berth_cli.ok("stop", "-t", "1", "phoenix")
     berth_cli.wait_for_engine_processes()
     count = berth_cli.inspect("phoenix")["RestartCount"]

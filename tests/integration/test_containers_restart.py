@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_root
+from tests.polling import settle
 
 pytestmark = pytest.mark.root
 
@@ -24,8 +25,8 @@ def running(engine_tx: Path):  # type: ignore[no-untyped-def]
     """Start containers in-process; remove every one of them at the end."""
     require_root()
     from engine.models import Container
-    from engine.runtime.options import ContainerOptions, RestartPolicy
     from engine.services import containers, lifecycle, system
+    from engine.services.options import ContainerOptions, RestartPolicy
 
     system.seed()
     conmons: list[int] = []
@@ -49,18 +50,14 @@ def running(engine_tx: Path):  # type: ignore[no-untyped-def]
         conmons.append(container.conmon_pid)  # a restarted one has a new conmon
         lifecycle.remove(container.id, force=True, volumes=True)
     # conmon leaves after its exit command has run; give it that moment before the leak check.
-    deadline = time.monotonic() + 10
-    while any(pid and Path(f"/proc/{pid}").exists() for pid in conmons) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    settle(lambda: not any(pid and Path(f"/proc/{pid}").exists() for pid in conmons))
 
 
 def _kill_supervisor_then_process(container) -> None:  # type: ignore[no-untyped-def]
     os.kill(container.conmon_pid, signal.SIGKILL)
     time.sleep(0.2)
     os.kill(container.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{container.pid}").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    settle(lambda: not Path(f"/proc/{container.pid}").exists())  # a zombie until PID 1 reaps it
 
 
 def test_a_running_container_survives_an_engine_restart_untouched(running) -> None:  # type: ignore[no-untyped-def]

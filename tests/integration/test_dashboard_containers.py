@@ -21,6 +21,7 @@ from django.test import Client
 from dashboard import terminals
 from engine.models import Container, ContainerState, Image
 from tests.conftest import _conmons, _processes_with, require_root, settle_conmons
+from tests.polling import wait_until
 
 HX = {"HTTP_HX_REQUEST": "true"}
 XSS = "<img src=x onerror=alert(1)>"
@@ -84,9 +85,7 @@ def remove_all_containers(root: Any, conmons_before: set[int]) -> None:
     for container in Container.objects.all():
         lifecycle.remove(container.id, force=True)
     marker = f"BERTH_ROOT={root}\0".encode()
-    deadline = time.monotonic() + 60
-    while _processes_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not _processes_with(marker), timeout=60, what="the exit commands to finish")
     settle_conmons(conmons_before)
 
 
@@ -341,7 +340,10 @@ def test_operator_runs_stops_and_removes_a_container_from_the_pages(
     terminal = client.get(f"/containers/{container.id}/", {"tab": "terminal"})
     assert "style-src-elem 'self' 'unsafe-inline'" in terminal["Content-Security-Policy"]
 
-    time.sleep(0.3)
+    from engine.services import bundle
+
+    log = bundle.paths(container.id).log
+    wait_until(lambda: log.exists() and b"hello from web1" in log.read_bytes(), what="the line in the log")
     download = client.get(f"/containers/{container.id}/logs/download/")
     assert download["Content-Disposition"] == 'attachment; filename="web1.log"'
     assert b"hello from web1\n" in collect(download)

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import tarfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,10 @@ from django.test import Client
 from engine import conf
 from engine.errors import InvalidArgument
 from engine.models import Event, Image, JobState, Volume
-from engine.runtime import options as opts
 from engine.services import containers, images, imagetransfer, jobs, system, volumes
+from engine.services import options as opts
 from tests.conftest import require_root
+from tests.polling import wait_until
 
 XSS = "<img src=x onerror=alert(1)>"
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -215,13 +215,12 @@ def test_image_label_with_html_renders_as_text(engine: Path, as_role: Any) -> No
 
 
 def wait_for_job(job_id: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = jobs.get(job_id)
-        if job.state in (JobState.SUCCEEDED, JobState.FAILED):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish within {timeout}s")
+    """The job once it has succeeded or failed."""
+    return wait_until(
+        lambda: (job := jobs.get(job_id)).state in (JobState.SUCCEEDED, JobState.FAILED) and job,
+        timeout=timeout,
+        what=f"job {job_id} to finish",
+    )
 
 
 def test_loading_a_saved_archive_through_the_upload_view_runs_a_job_that_succeeds(

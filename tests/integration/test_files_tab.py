@@ -13,7 +13,6 @@ import io
 import os
 import re
 import tarfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from engine.errors import InvalidArgument
 from engine.models import Container, Event
-from engine.runtime.options import ContainerOptions
 from engine.services import bundle, containers, filebrowser, lifecycle
+from engine.services.options import ContainerOptions
 from tests.integration.test_dashboard_containers import HX, client_for, collect, seeded  # noqa: F401 — a fixture
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("seeded")]
 
@@ -48,16 +48,16 @@ def start(name: str, *, then: str = "sleep 300", **options: Any) -> Container:
 
 def wait_ready(container: Container, *, exited: bool = False) -> Container:
     """Poll until the planting command has run (and, for `exited`, the container has stopped)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         container.refresh_from_db()
         lifecycle.reconcile(container)
-        if exited and container.state == "exited":
-            return container
-        if not exited and container.pid and os.path.exists(f"/proc/{container.pid}/root/tmp/ready"):
-            return container
-        time.sleep(0.05)
-    raise AssertionError(f"container {container.name} never got ready (state {container.state})")
+        if exited:
+            return container.state == "exited"
+        return bool(container.pid and os.path.exists(f"/proc/{container.pid}/root/tmp/ready"))
+
+    wait_until(ready, timeout=30, what=f"container {container.name} to be ready")
+    return container
 
 
 def row_for(body: str, name: str) -> str:
@@ -287,9 +287,9 @@ def test_the_service_caps_an_upload_while_writing_and_removes_its_temp_file(sett
 
 def test_a_big_folder_is_paged(users: dict[str, Any]) -> None:
     container = wait_ready(start("fpage", then="mkdir /many && cd /many && touch $(seq 1 300) && sleep 300"))
-    deadline = time.monotonic() + 30
-    while len(os.listdir(f"/proc/{container.pid}/root/many")) < 300 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(
+        lambda: len(os.listdir(f"/proc/{container.pid}/root/many")) >= 300, timeout=30, what="the 300 files"
+    )
     client = client_for(users["viewer"])
     first = client.get(files_url(container), {"path": "/many"}, **HX).content.decode()
     # Rendering thousands of rows is what is slow: a page holds PAGE_SIZE of them.

@@ -25,7 +25,7 @@ import pytest
 import zstandard
 
 from engine.image import formats
-from engine.image.archive import SaveImage, SaveLayer, write_archive
+from engine.image.archivewriter import SaveImage, SaveLayer, write_archive
 from tests.conftest import TMP_PREFIX, BerthCLI, require, require_root, unmount_under
 
 MiB = 1 << 20

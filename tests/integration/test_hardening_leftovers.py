@@ -21,7 +21,7 @@ import pytest
 
 from engine.errors import InvalidArgument
 from engine.image import formats
-from engine.image.archive import SaveImage, SaveLayer, write_archive
+from engine.image.archivewriter import SaveImage, SaveLayer, write_archive
 from engine.models import Image, Layer
 from engine.services import housekeeping, imagestore, imagetransfer, leftovers, staging, system
 from engine.store.digests import sha256_digest

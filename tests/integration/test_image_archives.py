@@ -24,7 +24,7 @@ import zstandard
 
 from engine.errors import InvalidArgument
 from engine.image import formats
-from engine.image.archive import SaveImage, SaveLayer, write_archive
+from engine.image.archivewriter import SaveImage, SaveLayer, write_archive
 from engine.models import Image, Layer
 from engine.progress import LayerProgress, ProgressEvent
 from engine.services import images, imagestore, imagetransfer, system

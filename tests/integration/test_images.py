@@ -22,7 +22,7 @@ import pytest
 
 from engine.errors import ImageNotFound, InUse, InvalidArgument, UnsafeArchive
 from engine.image import formats
-from engine.image.archive import SaveImage, SaveLayer, write_archive
+from engine.image.archivewriter import SaveImage, SaveLayer, write_archive
 from engine.models import Container, Image, ImageTag, Layer, RepoDigest
 from engine.services import images, imagestore, imagetransfer, system
 from engine.store.digests import chain_id, digest_hex, sha256_digest

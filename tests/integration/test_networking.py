@@ -12,24 +12,16 @@ import secrets
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from tests.conftest import NET_PREFIX, BerthCLI
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.root
 HTTPD = ("busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def free_port() -> int:
@@ -570,7 +562,7 @@ def test_network_actions_are_events_with_their_actor(berth_cli: BerthCLI, net: s
     berth_cli.ok("create", "--name", "box", "busybox", "true")
     berth_cli.ok("network", "connect", net, "box")
     berth_cli.ok("network", "disconnect", net, "box")
-    berth_cli.fail("network", "rm", "nosuchnet")
+    assert "network nosuchnet not found" in berth_cli.fail("network", "rm", "nosuchnet")
     lines = [json.loads(line) for line in berth_cli.ok("events", "--format", "json").splitlines()]
     seen = {(e.get("Type"), e.get("Action")) for e in lines}
     assert {("network", "create"), ("network", "connect"), ("network", "disconnect")} <= seen, seen
@@ -586,8 +578,8 @@ def test_the_housekeeping_loop_restarts_a_dead_name_server(engine_tx) -> None:  
 
     from engine import conf
     from engine.net import dns
-    from engine.runtime.options import ContainerOptions
     from engine.services import containers, lifecycle, networks, supervision, system
+    from engine.services.options import ContainerOptions
 
     system.seed()
     networks.create("names")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from engine.models import Container, ContainerRevision, Event, Volume
-from engine.runtime import options as opts
+from engine.services import options as opts
 from tests.conftest import net_tag
 from tests.integration.test_dashboard_containers import HX, client_for, seeded  # noqa: F401
 

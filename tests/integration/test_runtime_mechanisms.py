@@ -22,6 +22,7 @@ import pytest
 from engine.runtime import cgroups, conmon, logfile, runc, seccomp, spec
 from engine.runtime.runc import ContainerGone, Runc
 from tests.conftest import TMP_PREFIX
+from tests.polling import wait_until
 
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
 CONMON = shutil.which("conmon") or "/usr/bin/conmon"
@@ -116,10 +117,15 @@ class Box:
         return cid, self.wait(cid)
 
     def wait(self, cid: str, timeout: float = 20.0) -> int:
-        deadline = time.monotonic() + timeout
-        while (code := conmon.read_exit_code(self.base / "exits", cid)) is None:
-            assert time.monotonic() < deadline, f"container {cid} did not exit"
-            time.sleep(0.005)
+        exits = self.base / "exits"
+        wait_until(
+            lambda: conmon.read_exit_code(exits, cid) is not None,
+            timeout=timeout,
+            interval=0.005,
+            what=f"container {cid} to exit",
+        )
+        code = conmon.read_exit_code(exits, cid)
+        assert code is not None
         return code
 
     def log(self, cid: str) -> list[tuple[str, str]]:
@@ -153,11 +159,9 @@ class Box:
             conmon.reap(pid)
 
     def _remove_cgroups(self, cid: str) -> None:
-        for _ in range(100):
-            if cgroups.remove(cid):
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"cgroup of {cid} still busy")
+        wait_until(
+            lambda: cgroups.remove(cid), timeout=2, interval=0.02, what=f"the cgroup of {cid} to be removable"
+        )
 
 
 @pytest.fixture
@@ -320,10 +324,12 @@ def test_stats_of_a_running_container(box: Box) -> None:
     cid = box.create(["sleep", "30"])
     box.runc.start(cid)
     # `runc start` returns before runc's init threads are gone; wait for the one sleep process.
-    deadline = time.monotonic() + 5
-    while (stats := cgroups.read_stats(cid)).pids_current != 1:
-        assert time.monotonic() < deadline, stats
-        time.sleep(0.01)
+    stats = wait_until(
+        lambda: (seen := cgroups.read_stats(cid)).pids_current == 1 and seen,
+        timeout=5,
+        interval=0.01,
+        what="one process in the container's cgroup",
+    )
     assert stats.memory_usage and stats.cpu_usage_ns is not None
     assert box.runc.ps(cid) == [box.runc.state(cid).pid]
     assert not cgroups.oom_killed(cid)
@@ -396,9 +402,12 @@ def test_terminal_container_is_driven_through_attach_and_resized_through_ctl(box
         sock.send(b"echo $((6*7))\n")
         until(b"42\r\n")
         conmon.resize(conmon.ctl_path(box.bundle(cid)), 30, 100)
-        time.sleep(0.1)  # conmon applies the size asynchronously
-        sock.send(b"stty size\n")
-        until(b"30 100")
+
+        def new_size_seen() -> bool:  # conmon applies the size asynchronously
+            sock.send(b"stty size; echo end$((6*7))\n")
+            return b"30 100" in until(b"end42\r\n")
+
+        wait_until(new_size_seen, interval=0.05, what="the new window size inside the container")
         sock.send(b"exit 3\n")
     finally:
         sock.close()
@@ -411,10 +420,7 @@ def test_log_rotation_keeps_every_line(box: Box) -> None:
     try:
         box.runc.start(cid)
         log = box.bundle(cid) / "ctr.log"
-        deadline = time.monotonic() + 10
-        while len(list(logfile.read_log(log))) < 2:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_until(lambda: len(list(logfile.read_log(log))) >= 2, interval=0.01, what="the first two lines")
         logfile.rotate(log, keep=3, reopen=lambda: conmon.reopen_log(conmon.ctl_path(box.bundle(cid))))
         sock.send(b"go\n")
         assert box.wait(cid) == 0

@@ -9,7 +9,6 @@ import os
 import stat
 import subprocess
 import tarfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,10 @@ from django.test import Client
 from engine import conf
 from engine.errors import InUse, InvalidArgument, VolumeNotFound
 from engine.models import Event, JobState, Volume
-from engine.services import jobs, volumebackup, volumes
+from engine.services import volumebackup, volumes
 from tests.conftest import require_root
+from tests.integration.test_dashboard_images_volumes import wait_for_job
+from tests.polling import settle
 
 pytestmark = pytest.mark.root
 
@@ -348,25 +349,17 @@ def test_cli_export_of_a_volume_in_use_warns_or_pauses_and_import_is_refused(
 # -- the dashboard --------------------------------------------------------------------------------
 
 
-def wait_for_job(job_id: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = jobs.get(job_id)
-        if job.state in (JobState.SUCCEEDED, JobState.FAILED):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish within {timeout}s")
-
-
 def uploads_left(timeout: float = 10) -> list[str]:
     """The uploads still on disk, once the job's clean-up (which runs just after its end) had its chance."""
     tmp = conf.tmp_dir()
-    deadline = time.monotonic() + timeout
-    while True:
-        left = sorted(p.name for p in tmp.glob("upload-*")) if tmp.exists() else []
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.05)
+    left: list[str] = []
+
+    def cleaned() -> bool:
+        left[:] = sorted(p.name for p in tmp.glob("upload-*")) if tmp.exists() else []
+        return not left
+
+    settle(cleaned, timeout=timeout)
+    return left
 
 
 def test_viewers_can_neither_download_nor_restore(engine: Path, users: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ from dashboard.terminals import manager
 from engine.models import Container
 from tests.conftest import _conmons, require_root
 from tests.integration.test_dashboard_containers import fake_image, make_records, remove_all_containers
+from tests.polling import wait_until
 
 ORIGIN = b"http://127.0.0.1:8000"
 # A line with HTML, a colour, a clipboard-writing OSC 52 and a cursor query, all in one.
@@ -59,8 +60,8 @@ def run(coroutine_function: Callable[..., Any], *args: Any) -> Any:
 def box(engine_tx: Any) -> Iterator[Container]:
     """A running busybox that wrote a few lines (one of them hostile) and sleeps."""
     require_root()
-    from engine.runtime.options import ContainerOptions
-    from engine.services import containers, imagetransfer, lifecycle
+    from engine.services import bundle, containers, imagetransfer, lifecycle
+    from engine.services.options import ContainerOptions
 
     before = _conmons()
     imagetransfer.seed_busybox()
@@ -69,7 +70,8 @@ def box(engine_tx: Any) -> Iterator[Container]:
         ContainerOptions(image="busybox", name="wsbox", command=("sh", "-c", script))
     )
     lifecycle.start(container.id)
-    time.sleep(0.3)
+    log = bundle.paths(container.id).log
+    wait_until(lambda: log.exists() and log.read_bytes().count(b"\n") >= 3, what="the script's three lines")
     yield container
     remove_all_containers(engine_tx, before)
 

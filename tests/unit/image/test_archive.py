@@ -13,7 +13,8 @@ import pytest
 
 from engine.errors import InvalidArgument, RuntimeFailure, UnsafeArchive
 from engine.image import formats
-from engine.image.archive import ArchiveContents, SaveImage, SaveLayer, read_archive, write_archive
+from engine.image.archive import ArchiveContents, read_archive
+from engine.image.archivewriter import SaveImage, SaveLayer, write_archive
 from engine.store.digests import sha256_digest
 
 
