@@ -5,6 +5,10 @@ CLI accept exactly the same syntax and say the same things about mistakes. The f
 who may ask for what: `spec()` describes the request in the keys dashboard/policy.py reads, and the
 view calls policy.check with it. Admin-only fields are hidden from other roles in the template but
 still parsed here, so a hand-made POST is refused by the policy, not silently ignored.
+
+Over 400 lines because RunForm mirrors the options of `berth run` (26 fields, most with their own
+parser and error routing), and initial_from and cli_command are its inverse and its
+preview, which change whenever a field does.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from typing import Any
 
 from django import forms
 
-from dashboard.forms_volumes import parse_pairs
+from dashboard.forms_volumes import PairsField
 from engine.errors import EngineError
 
 # Which field an engine message from networks.create is about, by the words in it (first match wins).
@@ -48,13 +48,7 @@ class NetworkCreateForm(forms.Form):
         43, "Containers get addresses from this part of the subnet only, e.g. 172.30.0.128/25."
     )
     internal = forms.BooleanField(label="Internal (no access to the outside)", required=False)
-    labels = forms.CharField(
-        label="Labels",
-        required=False,
-        max_length=20000,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="One key=value per line.",
-    )
+    labels = PairsField(label="Labels", what="label")
 
     def clean_name(self) -> str:
         return self.cleaned_data["name"].strip()
@@ -67,9 +61,6 @@ class NetworkCreateForm(forms.Form):
 
     def clean_ip_range(self) -> str:
         return self.cleaned_data["ip_range"].strip()
-
-    def clean_labels(self) -> dict[str, str]:
-        return parse_pairs(self.cleaned_data.get("labels") or "", "label")
 
     def engine_error(self, exc: EngineError) -> None:
         """Put an error from networks.create next to the field it is about (else above the form)."""

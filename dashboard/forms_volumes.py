@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 MAX_PAIRS = 100
@@ -24,6 +26,25 @@ def parse_pairs(text: str, what: str) -> dict[str, str]:
     return pairs
 
 
+class PairsField(forms.CharField):
+    """A textarea of `key=value` lines that cleans to a dict (labels, driver options)."""
+
+    def __init__(
+        self, *, label: str, what: str, rows: int = 3, help_text: str = "One key=value per line."
+    ) -> None:
+        super().__init__(
+            label=label,
+            required=False,
+            max_length=20000,
+            widget=forms.Textarea(attrs={"rows": rows}),
+            help_text=help_text,
+        )
+        self.what = what
+
+    def clean(self, value: Any) -> dict[str, str]:  # a dict of the lines, not their text
+        return parse_pairs(super().clean(value) or "", self.what)
+
+
 class VolumeCreateForm(forms.Form):
     """`berth volume create [--label k=v]… [--opt k=v]… [NAME]`."""
 
@@ -33,29 +54,16 @@ class VolumeCreateForm(forms.Form):
         max_length=255,
         help_text="Letters, digits, _ . - (at least two characters). Left empty, a random name is chosen.",
     )
-    labels = forms.CharField(
-        label="Labels",
-        required=False,
-        max_length=20000,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="One key=value per line.",
-    )
-    options = forms.CharField(
+    labels = PairsField(label="Labels", what="label")
+    options = PairsField(
         label="Driver options",
-        required=False,
-        max_length=20000,
-        widget=forms.Textarea(attrs={"rows": 2}),
+        what="option",
+        rows=2,
         help_text="One key=value per line (type, device, o, size).",
     )
 
     def clean_name(self) -> str | None:
         return (self.cleaned_data.get("name") or "").strip() or None
-
-    def clean_labels(self) -> dict[str, str]:
-        return parse_pairs(self.cleaned_data.get("labels") or "", "label")
-
-    def clean_options(self) -> dict[str, str]:
-        return parse_pairs(self.cleaned_data.get("options") or "", "option")
 
 
 class VolumePruneForm(forms.Form):

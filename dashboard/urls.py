@@ -7,6 +7,7 @@ from django.urls import include, path
 from dashboard import (
     views,
     views_build,
+    views_container_io,
     views_containers,
     views_events,
     views_files,
@@ -14,6 +15,8 @@ from dashboard import (
     views_jobs,
     views_networks,
     views_revisions,
+    views_run,
+    views_update,
     views_volume_backup,
     views_volumes,
 )
@@ -27,8 +30,11 @@ urlpatterns = [
     # signed-in users here, because the admin sends signed-in non-staff users to this URL (a loop).
     path("admin/login/", BerthLoginView.as_view(redirect_authenticated_user=False)),
     path("admin/", admin.site.urls),
+    path("", include(views_run)),  # before views_containers: "containers/run/" is no container
     path("", include(views_containers)),
+    path("", include(views_container_io)),
     path("", include(views_revisions)),
+    path("", include(views_update)),
     path("", include(views_images)),
     path("", include(views_build)),
     path("", include(views_volumes)),

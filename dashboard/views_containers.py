@@ -1,7 +1,8 @@
-"""Dashboard pages: the containers list, the Run form, a container's detail tabs, and their actions.
+"""Dashboard pages: the containers list, a container's detail tabs, and their actions.
 
 URL names other pages link to: `containers` (list), `container` (detail, `?tab=`), `container_row`
-(one list row, for live refresh), `container_run` (the form). Every action is a POST that runs as the
+(one list row, for live refresh); the Run form (`container_run`) is in views_run,
+the terminal token and the log download in views_container_io. Every action is a POST that runs as the
 signed-in user (`events.acting_as`) after `policy.check`; EngineError is mapped by
 dashboard/errors.py. The list reads rows straight from the Container model (read only) because it
 needs SQL paging and search that `containers.list_containers` (built for `ps`) does not offer; CPU and
@@ -14,27 +15,25 @@ import json
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from dashboard import policy, terminals
 from dashboard.errors import is_htmx, toast_trigger
-from dashboard.forms_containers import RunForm, cli_command
 from dashboard.portlinks import browser_host, port_links
+from dashboard.responses import go, page
 from dashboard.security import allow_inline_style_elements
 from engine import events
-from engine.errors import ContainerNotFound, EngineError, InvalidArgument, InvalidState, PermissionDenied
+from engine.errors import ContainerNotFound, EngineError, InvalidArgument, InvalidState
 from engine.models import Container
-from engine.services import containerinfo, containers, images, lifecycle, networks
+from engine.services import containerinfo, containers, lifecycle, networks
 
 PAGE_SIZE = 50
 STATE_FILTERS: dict[str, tuple[str, ...] | None] = {
@@ -120,9 +119,12 @@ def _list_context(request: HttpRequest, params: Any) -> dict[str, Any]:
 def container_list(request: HttpRequest) -> HttpResponse:
     policy.check(request.user, "view")
     context = _list_context(request, request.GET)
-    if is_htmx(request):
-        return render(request, "dashboard/partials/_container_table.html", context)
-    return render(request, "dashboard/containers.html", context)
+    return page(request, "dashboard/containers.html", "dashboard/partials/_container_table.html", context)
+
+
+def _refreshed_context(container: Container, request: HttpRequest) -> dict[str, Any]:
+    """A row's or a header's context when it refreshes itself after an event (it flashes once)."""
+    return {"c": _annotate(container, request), "perms": _perms(request.user), "flash": True}
 
 
 @login_required
@@ -133,8 +135,7 @@ def container_row(request: HttpRequest, ref: str) -> HttpResponse:
         container = containers.resolve(ref)
     except ContainerNotFound:
         return HttpResponse("")  # removed meanwhile: the row disappears
-    context = {"c": _annotate(container, request), "perms": _perms(request.user), "flash": True}
-    return render(request, "dashboard/partials/_container_row.html", context)
+    return render(request, "dashboard/partials/_container_row.html", _refreshed_context(container, request))
 
 
 # CPU % needs two samples; the last one per container is kept here (bounded, per process).
@@ -257,81 +258,7 @@ def container_rename(request: HttpRequest, ref: str) -> HttpResponse:
         container = containers.rename(container.id, request.POST.get("name", "").strip())
     messages.success(request, f"Renamed {old} to {container.name}")
     target = reverse("container", kwargs={"ref": container.id})
-    if is_htmx(request):
-        response = HttpResponse(status=204)
-        response["HX-Redirect"] = target
-        return response
-    return redirect(target)
-
-
-# -- run -----------------------------------------------------------------------------------------
-
-
-def _user_networks() -> tuple[str, ...]:
-    return tuple(n.name for n in networks.list_networks() if not n.predefined)
-
-
-def _image_names() -> list[str]:
-    names = {f"{row.repository}:{row.tag}" for row in images.list_images() if row.repository != "<none>"}
-    return sorted(names)
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def container_run(request: HttpRequest) -> HttpResponse:
-    policy.check(request.user, "container.create")
-    status = 200
-    choices: dict[str, Any] = {"networks": _user_networks(), "show_host": _perms(request.user)["admin"]}
-    if request.method == "POST":
-        form = RunForm(request.POST, **choices)
-        if form.is_valid():
-            created = _create_and_start(request, form)
-            if created is not None:
-                return redirect(reverse("container", kwargs={"ref": created.id}) + "?tab=logs")
-        status = 403 if getattr(form, "refused", False) else 400
-    else:
-        form = RunForm(**choices)
-    context = {
-        "form": form,
-        "image_names": _image_names(),
-        "cli": cli_command(
-            form.data if form.is_bound else {**{k: f.initial for k, f in form.fields.items()}}
-        ),
-        "perms": _perms(request.user),
-    }
-    return render(request, "dashboard/container_run.html", context, status=status)
-
-
-def _create_and_start(request: HttpRequest, form: RunForm) -> Container | None:
-    """Check the policy, create and start; on a refusal or engine error, put it on the form and return None."""
-    try:
-        policy.check(request.user, "container.create", spec=form.spec())
-    except PermissionDenied as exc:
-        form.refused = True  # type: ignore[attr-defined]
-        form.refuse(exc)
-        return None
-    with events.acting_as(request.user.get_username()):
-        try:
-            container = containers.create(form.to_options())
-        except EngineError as exc:
-            form.engine_error(exc)
-            return None
-        try:
-            lifecycle.start(container.id)
-        except EngineError as exc:
-            # Docker leaves the container created when start fails; so do we, and say why.
-            messages.error(request, f"{container.name} was created but did not start: {exc}")
-            return container
-    messages.success(request, f"Started {container.name}")
-    return container
-
-
-@login_required
-@require_POST
-def container_run_preview(request: HttpRequest) -> HttpResponse:
-    """The `berth run` line for what is typed so far (the form re-asks as you type)."""
-    policy.check(request.user, "container.create")
-    return render(request, "dashboard/partials/_container_cli.html", {"cli": cli_command(request.POST)})
+    return go(request, target)
 
 
 # -- detail --------------------------------------------------------------------------------------
@@ -423,75 +350,18 @@ def container_header(request: HttpRequest, ref: str) -> HttpResponse:
         container = containers.resolve(ref)
     except ContainerNotFound:
         return render(request, "dashboard/partials/_container_header.html", {"removed": True, "ref": ref})
-    context = {"c": _annotate(container, request), "perms": _perms(request.user), "flash": True}
-    return render(request, "dashboard/partials/_container_header.html", context)
-
-
-@login_required
-@require_POST
-def terminal_token(request: HttpRequest, ref: str) -> JsonResponse:
-    """Grant one terminal session: a single-use token for the websocket, valid TOKEN_TTL seconds."""
-    policy.check(request.user, "terminal")
-    container = containerinfo.get(ref)
-    command = terminals.command_for(request.POST.get("command", ""))
-    policy.check(request.user, "terminal", container, spec={"command": list(command)})
-    containers.check("exec", container)
-    exec_user = request.POST.get("user", "").strip() or None
-    if exec_user is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}(:[A-Za-z0-9_.-]{1,32})?", exec_user):
-        raise InvalidArgument(f"invalid user {exec_user!r}: use a name, uid or uid:gid")
-    assert request.user.pk is not None  # login_required
-    token = terminals.manager.issue(
-        user_id=request.user.pk, container_id=container.id, command=command, exec_user=exec_user
+    return render(
+        request, "dashboard/partials/_container_header.html", _refreshed_context(container, request)
     )
-    url = f"/ws/containers/{container.id}/terminal/?token={token}"
-    return JsonResponse({"token": token, "url": url, "expires_in": terminals.TOKEN_TTL})
-
-
-@login_required
-@require_GET
-def logs_download(request: HttpRequest, ref: str) -> StreamingHttpResponse:
-    """The whole log as text/plain, streamed (raw bytes, escapes kept: it is a download, not a page)."""
-    container = containers.resolve(ref)
-    policy.check(request.user, "logs", container)
-    stamps = request.GET.get("timestamps") == "1"
-    lines = containerinfo.logs(container.id, containerinfo.LogQuery())
-    response = StreamingHttpResponse(_chunks(lines, stamps), content_type="text/plain; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{container.name}.log"'
-    return response
-
-
-async def _chunks(lines: Iterator[Any], stamps: bool) -> AsyncIterator[bytes]:
-    take = sync_to_async(_take)
-    while True:
-        chunk = await take(lines, stamps)
-        if not chunk:
-            return
-        yield chunk
-
-
-def _take(lines: Iterator[Any], stamps: bool, count: int = 2000) -> bytes:
-    out = bytearray()
-    for line in lines:
-        if stamps:
-            out += f"{line.time.isoformat()} {line.stream} ".encode()
-        out += line.data + b"\n"
-        count -= 1
-        if count <= 0:
-            break
-    return bytes(out)
 
 
 urlpatterns = [
     path("containers/", container_list, name="containers"),
     path("containers/usage/", container_usage, name="containers_usage"),
     path("containers/bulk/", container_bulk, name="containers_bulk"),
-    path("containers/run/", container_run, name="container_run"),
-    path("containers/run/preview/", container_run_preview, name="container_run_preview"),
     path("containers/<str:ref>/", container_detail, name="container"),
     path("containers/<str:ref>/row/", container_row, name="container_row"),
     path("containers/<str:ref>/header/", container_header, name="container_header"),
     path("containers/<str:ref>/actions/<slug:action>/", container_action, name="container_action"),
     path("containers/<str:ref>/rename/", container_rename, name="container_rename"),
-    path("containers/<str:ref>/terminal/token/", terminal_token, name="container_terminal_token"),
-    path("containers/<str:ref>/logs/download/", logs_download, name="container_logs_download"),
 ]

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from dashboard import policy
 from dashboard.errors import is_htmx, toast_trigger
 from dashboard.forms_images import EngineUploadHandler, ImportForm, LoadForm, PruneForm, RemoveForm, TagForm
+from dashboard.responses import go, page, refreshed
 from engine import events
 from engine.errors import EngineError, InvalidArgument
 from engine.models import Job
@@ -79,9 +80,7 @@ def image_list(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "")[:200]
     dangling = request.GET.get("dangling") == "1"
     context = {"rows": _rows(q, dangling), "q": q, "dangling": dangling}
-    if is_htmx(request):
-        return render(request, "dashboard/partials/_images_table.html", context)
-    return render(request, "dashboard/images.html", context)
+    return page(request, "dashboard/images.html", "dashboard/partials/_images_table.html", context)
 
 
 # ---------- detail ----------
@@ -204,11 +203,7 @@ def image_remove(request: HttpRequest) -> HttpResponse:
     target = reverse("images")
     if images.exists(ref):  # only a name went; the image stays under its other names
         target = image_url(images.resolve(ref))
-    if is_htmx(request):
-        response = HttpResponse(status=204)
-        response["HX-Redirect"] = target
-        return response
-    return HttpResponseRedirect(target)
+    return go(request, target)
 
 
 @login_required
@@ -221,14 +216,7 @@ def images_prune(request: HttpRequest) -> HttpResponse:
         result = images.prune(all=everything)
     deleted = sum(1 for item in result.deleted if "Deleted" in item)
     message = f"Pruned images: {deleted} item(s) deleted, {_human(result.reclaimed)} reclaimed"
-    if is_htmx(request):
-        response = HttpResponse(status=204)
-        response["HX-Trigger"] = json.dumps(
-            {**json.loads(toast_trigger(message, level="success")), "images-changed": True}
-        )
-        return response
-    messages.success(request, message)
-    return HttpResponseRedirect(reverse("images"))
+    return refreshed(request, message, event="images-changed", target=reverse("images"))
 
 
 def _human(n: int) -> str:

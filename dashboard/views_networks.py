@@ -9,7 +9,6 @@ Collection actions live under `networks/_…/`: a network name cannot start with
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib import messages
@@ -21,8 +20,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dashboard import policy
-from dashboard.errors import is_htmx, toast_trigger
+from dashboard.errors import is_htmx
 from dashboard.forms_networks import ConnectForm, NetworkCreateForm
+from dashboard.responses import changed, go, page, refreshed
 from engine import events
 from engine.errors import EngineError, InvalidArgument
 from engine.models import Network
@@ -33,23 +33,10 @@ def _acting(request: HttpRequest) -> events.acting_as:
     return events.acting_as(request.user.get_username())
 
 
-def _changed(message: str) -> HttpResponse:
-    """An htmx answer that shows a toast and tells the networks table to refresh itself."""
-    response = HttpResponse(status=204)
-    response["HX-Trigger"] = json.dumps(
-        {**json.loads(toast_trigger(message, level="success")), "networks-changed": True}
-    )
-    return response
-
-
 def _go(request: HttpRequest, message: str, target: str) -> HttpResponse:
     """Finish an action: a toast on the next page, which is `target` (htmx follows HX-Redirect)."""
     messages.success(request, message)
-    if is_htmx(request):
-        response = HttpResponse(status=204)
-        response["HX-Redirect"] = target
-        return response
-    return HttpResponseRedirect(target)
+    return go(request, target)
 
 
 def _back(request: HttpRequest, default: str) -> str:
@@ -78,9 +65,7 @@ def _prunable(row: dict[str, Any]) -> bool:
 def network_list(request: HttpRequest) -> HttpResponse:
     policy.check(request.user, "view")
     context = _list_context(request.GET.get("q", "").strip()[:200])
-    if is_htmx(request):
-        return render(request, "dashboard/partials/_networks_table.html", context)
-    return render(request, "dashboard/networks.html", context)
+    return page(request, "dashboard/networks.html", "dashboard/partials/_networks_table.html", context)
 
 
 # ---------- create, remove, prune ----------
@@ -122,7 +107,7 @@ def network_remove(request: HttpRequest, ref: str) -> HttpResponse:
         network = networks.remove(ref)
     message = f"Removed network {network.name}"
     if is_htmx(request) and request.POST.get("next") == "list":
-        return _changed(message)
+        return changed(message, "networks-changed")
     return _go(request, message, reverse("networks"))
 
 
@@ -133,10 +118,7 @@ def networks_prune(request: HttpRequest) -> HttpResponse:
     with _acting(request):
         removed = networks.prune()
     message = f"Pruned {len(removed)} network(s)" + (f": {', '.join(removed)}" if removed else "")
-    if is_htmx(request):
-        return _changed(message)
-    messages.success(request, message)
-    return HttpResponseRedirect(reverse("networks"))
+    return refreshed(request, message, event="networks-changed", target=reverse("networks"))
 
 
 # ---------- detail, connect, disconnect ----------

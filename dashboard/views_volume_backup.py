@@ -23,13 +23,14 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import path, reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dashboard import policy
+from dashboard.responses import go
 from dashboard.views_images import job_started, refuse_upload_early, wants_json, with_upload
 from engine import conf
 from engine.errors import InvalidArgument, NotFound, PermissionDenied
@@ -129,11 +130,7 @@ def backup_start(request: HttpRequest, name: str) -> HttpResponse:
         actor=request.user.get_username(),
     )
     target = reverse("volume_backup_job", args=[volume.name, job.pk])
-    if request.headers.get("HX-Request"):
-        response = HttpResponse(status=204)
-        response["HX-Redirect"] = target
-        return response
-    return HttpResponseRedirect(target)
+    return go(request, target)
 
 
 def _backup_work(name: str, filename: str, compression: str, pause: bool) -> Any:

@@ -8,7 +8,6 @@ with "_", so no volume's page is ever shadowed by an action.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,8 +20,9 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dashboard import policy
-from dashboard.errors import is_htmx, toast_trigger
+from dashboard.errors import is_htmx
 from dashboard.forms_volumes import VolumeCreateForm, VolumePruneForm
+from dashboard.responses import changed, go, page, refreshed
 from engine import events
 from engine.errors import InvalidArgument
 from engine.services import volumes
@@ -36,13 +36,6 @@ def _acting(request: HttpRequest) -> events.acting_as:
 
 def _users_by_volume() -> dict[int, list[str]]:
     return volumes.users_by_volume()
-
-
-def _changed(message: str, event: str) -> HttpResponse:
-    """An htmx answer that shows a toast and tells the page's table to refresh itself."""
-    response = HttpResponse(status=204)
-    response["HX-Trigger"] = json.dumps({**json.loads(toast_trigger(message, level="success")), event: True})
-    return response
 
 
 # ---------- list ----------
@@ -67,9 +60,7 @@ def _list_context(q: str) -> dict[str, Any]:
 def volume_list(request: HttpRequest) -> HttpResponse:
     policy.check(request.user, "view")
     context = _list_context(request.GET.get("q", "").strip()[:200])
-    if is_htmx(request):
-        return render(request, "dashboard/partials/_volumes_table.html", context)
-    return render(request, "dashboard/volumes.html", context)
+    return page(request, "dashboard/volumes.html", "dashboard/partials/_volumes_table.html", context)
 
 
 @login_required
@@ -121,13 +112,9 @@ def volume_remove(request: HttpRequest, name: str) -> HttpResponse:
         volumes.remove(name)
     message = f"Removed volume {name}"
     if is_htmx(request) and request.POST.get("next") == "list":
-        return _changed(message, "volumes-changed")
+        return changed(message, "volumes-changed")
     messages.success(request, message)
-    if is_htmx(request):
-        response = HttpResponse(status=204)
-        response["HX-Redirect"] = reverse("volumes")
-        return response
-    return HttpResponseRedirect(reverse("volumes"))
+    return go(request, reverse("volumes"))
 
 
 @login_required
@@ -139,10 +126,7 @@ def volumes_prune(request: HttpRequest) -> HttpResponse:
     with _acting(request):
         result = volumes.prune(all=everything)
     message = f"Pruned {len(result.removed)} volume(s), {filesizeformat(result.reclaimed)} reclaimed"
-    if is_htmx(request):
-        return _changed(message, "volumes-changed")
-    messages.success(request, message)
-    return HttpResponseRedirect(reverse("volumes"))
+    return refreshed(request, message, event="volumes-changed", target=reverse("volumes"))
 
 
 # ---------- detail and files ----------
@@ -195,9 +179,7 @@ def volume_files(request: HttpRequest, name: str) -> HttpResponse:
         ],
         truncated=len(entries) >= volumes.BROWSE_MAX_ENTRIES,
     )
-    if is_htmx(request):
-        return render(request, "dashboard/partials/_volume_files.html", context)
-    return render(request, "dashboard/volume_detail.html", context)
+    return page(request, "dashboard/volume_detail.html", "dashboard/partials/_volume_files.html", context)
 
 
 @login_required

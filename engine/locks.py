@@ -23,13 +23,17 @@ def lock_path(kind: str, key: str) -> Path:
     return conf.locks_dir() / f"{kind}-{_SAFE.sub('_', key)[:200]}.lock"
 
 
+def _open(kind: str, key: str) -> int:
+    """Open (creating) the flock file of (kind, key); the caller closes the descriptor."""
+    path = lock_path(kind, key)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
 @contextmanager
 def locked(kind: str, key: str) -> Iterator[None]:
     """Hold an exclusive lock on (kind, key) for the duration of the block."""
-    directory = conf.locks_dir()
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = directory / f"{kind}-{_SAFE.sub('_', key)[:200]}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = _open(kind, key)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -43,10 +47,7 @@ def try_locked(kind: str, key: str) -> Iterator[bool]:
 
     For housekeeping (log rotation) that must not wait behind a long stop or start.
     """
-    directory = conf.locks_dir()
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = directory / f"{kind}-{_SAFE.sub('_', key)[:200]}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = _open(kind, key)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -61,10 +62,7 @@ def try_locked(kind: str, key: str) -> Iterator[bool]:
 @contextmanager
 def holding_shared(kind: str, key: str) -> Iterator[None]:
     """Hold a shared lock on (kind, key): a marker that another process can test with `is_held`."""
-    directory = conf.locks_dir()
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = directory / f"{kind}-{_SAFE.sub('_', key)[:200]}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = _open(kind, key)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)
         yield
@@ -74,9 +72,8 @@ def holding_shared(kind: str, key: str) -> Iterator[None]:
 
 def is_held(kind: str, key: str) -> bool:
     """True while some process holds (kind, key) through `holding_shared`."""
-    path = conf.locks_dir() / f"{kind}-{_SAFE.sub('_', key)[:200]}.lock"
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        fd = os.open(lock_path(kind, key), os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
         return False
     try:

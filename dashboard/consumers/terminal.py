@@ -1,7 +1,7 @@
 """An interactive terminal into a running container: an exec with a pseudo-terminal, relayed both ways.
 
 Route: ws/containers/<id>/terminal/?token=… — the token comes from the CSRF-protected POST
-`/containers/<id>/terminal/token/` (views_containers.terminal_token) and is single-use, short-lived and
+`/containers/<id>/terminal/token/` (views_container_io.terminal_token) and is single-use, short-lived and
 bound to the user, the container and the command (dashboard/terminals.py). Before accept() the
 consumer checks login, the "terminal" policy, and consumes the token.
 

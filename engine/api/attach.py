@@ -9,7 +9,8 @@ container. A client's half-close (shutdown of its write side) closes the contain
 keeps flowing until the container exits. The detach keys (ctrl-p ctrl-q unless `detachKeys` says
 otherwise) end the attachment and leave the container running.
 
-The exec endpoints (engine/api/execs.py) use the framing, input and detach-key helpers here.
+The framing, hang-up and detach-key helpers, shared with the exec endpoints (engine/api/execs.py), are
+in engine/api/hijack.py.
 """
 
 from __future__ import annotations
@@ -17,111 +18,29 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
-import struct
 import threading
 import time
 import weakref
 
+from engine.api.hijack import (
+    HANGUP,
+    STDERR,
+    STDOUT,
+    DetachMatcher,
+    content_type,
+    frame,
+    parse_detach_keys,
+    send,
+)
 from engine.api.http import Hijack, Request, Response
 from engine.api.router import route
 from engine.errors import InvalidArgument, RuntimeFailure
 from engine.models import Container
 from engine.services import attach as attaching
 
-RAW_STREAM = "application/vnd.docker.raw-stream"
-MULTIPLEXED_STREAM = "application/vnd.docker.multiplexed-stream"
-DEFAULT_DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
-STDOUT, STDERR = 1, 2
 POLL_MS = 25
 STDIN_BUFFER = 1024 * 1024  # stdin sent before the container starts is held up to this much
 STDIN_PACKET = 4096  # conmon reads each SOCK_SEQPACKET message into a buffer about this big
-_HANGUP = select.POLLHUP | select.POLLERR | select.POLLNVAL
-
-
-def content_type(*, tty: bool, version: tuple[int, int]) -> str:
-    return MULTIPLEXED_STREAM if not tty and version >= (1, 42) else RAW_STREAM
-
-
-def frame(stream: int, data: bytes, *, tty: bool) -> bytes:
-    """One write to the client: raw with a terminal, else with Docker's stdcopy header."""
-    if tty:
-        return data
-    return struct.pack(">BxxxI", stream, len(data)) + data
-
-
-def parse_detach_keys(text: str | None) -> bytes:
-    """Docker's detach key syntax ("ctrl-p,ctrl-q", "a,ctrl-@") as bytes; empty gives the default."""
-    if not text:
-        return DEFAULT_DETACH_KEYS
-    keys = bytearray()
-    for part in text.split(","):
-        key = part.strip()
-        if len(key) == 1:
-            keys.append(ord(key))
-            continue
-        lower = key.lower()
-        if lower.startswith("ctrl-") and len(key) == 6:
-            char = lower[5]
-            if "a" <= char <= "z":
-                keys.append(ord(char) - ord("a") + 1)
-                continue
-            special = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
-            if char in special:
-                keys.append(special[char])
-                continue
-        raise InvalidArgument(f"invalid detach keys ({text}) provided: {key!r} is not a key")
-    return bytes(keys)
-
-
-class DetachMatcher:
-    """Watch a stdin byte stream for the detach sequence; bytes held while they might start it."""
-
-    def __init__(self, keys: bytes) -> None:
-        self.keys = keys
-        self._held = b""
-        self.detached = False
-
-    def feed(self, data: bytes) -> bytes:
-        """The bytes to pass on; sets `detached` (and drops the sequence) when it is complete."""
-        if not self.keys:
-            return data
-        out = bytearray()
-        for byte in data:
-            candidate = self._held + bytes([byte])
-            if self.keys.startswith(candidate):
-                self._held = candidate
-                if candidate == self.keys:
-                    self.detached = True
-                    self._held = b""
-                    return bytes(out)
-            else:
-                out += self._held
-                self._held = b""
-                if self.keys.startswith(bytes([byte])):
-                    self._held = bytes([byte])
-                    if self._held == self.keys:
-                        self.detached = True
-                        self._held = b""
-                        return bytes(out)
-                else:
-                    out.append(byte)
-        return bytes(out)
-
-
-def client_hung_up(client: socket.socket) -> bool:
-    """True once the client closed both directions (a half-close alone is not a hang-up)."""
-    poller = select.poll()
-    poller.register(client, 0)
-    return any(mask & _HANGUP for _, mask in poller.poll(0))
-
-
-def send(client: socket.socket, data: bytes) -> bool:
-    """Write to the client; False once it is gone."""
-    try:
-        client.sendall(data)
-        return True
-    except OSError:
-        return False
 
 
 # --- routes ----------------------------------------------------------------------------------------
@@ -269,7 +188,7 @@ class _Attachment:
                     self._drain_after_exit(client)
                     return
             for _, mask in poller.poll(10 if now - began < 2 else POLL_MS * 4):
-                if mask & _HANGUP:
+                if mask & HANGUP:
                     return
                 if mask & select.POLLIN:
                     try:
@@ -309,7 +228,7 @@ class _Attachment:
                         return
                     break
             for _, mask in poller.poll(POLL_MS):
-                if mask & _HANGUP:
+                if mask & HANGUP:
                     return
                 if mask & select.POLLIN:
                     data = _recv(client)
@@ -351,7 +270,7 @@ class _Attachment:
                         return
                     if self.matcher.detached:
                         return
-                elif mask & _HANGUP:
+                elif mask & HANGUP:
                     return
 
     def _try_connect(self) -> None:

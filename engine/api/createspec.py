@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from engine.api.fields import Fields, wrong
 from engine.errors import InvalidArgument
 from engine.services import options as opts
 
@@ -45,105 +46,6 @@ class ExtraNetwork:
 class CreateSpec:
     options: opts.ContainerOptions
     extra_networks: tuple[ExtraNetwork, ...] = ()
-
-
-# -- typed access ---------------------------------------------------------------------------------
-
-
-def _what(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-def _wrong(field: str, expected: str, value: Any) -> InvalidArgument:
-    return InvalidArgument(f"invalid value for {field}: expected {expected}, got {_what(value)}")
-
-
-class Fields:
-    """One JSON object of the body, with accessors that check types and name the field on error."""
-
-    def __init__(self, data: Any, path: str) -> None:
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise _wrong(path or "the body", "an object", data)
-        self.data = data
-        self.path = path
-
-    def name(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def raw(self, key: str) -> Any:
-        return self.data.get(key)
-
-    def string(self, key: str) -> str | None:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise _wrong(self.name(key), "a string", value)
-        return value
-
-    def boolean(self, key: str) -> bool:
-        value = self.data.get(key)
-        if value is None:
-            return False
-        if not isinstance(value, bool):
-            raise _wrong(self.name(key), "a boolean", value)
-        return value
-
-    def integer(self, key: str) -> int | None:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-            raise _wrong(self.name(key), "an integer", value)
-        return int(value)
-
-    def strings(self, key: str) -> list[str] | None:
-        """A list of strings (None when absent or null)."""
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise _wrong(self.name(key), "a list of strings", value)
-        return list(value)
-
-    def str_slice(self, key: str) -> list[str] | None:
-        """Docker's StrSlice: a list of strings, or one string meaning a one-element list."""
-        value = self.data.get(key)
-        if isinstance(value, str):
-            return [value]
-        return self.strings(key)
-
-    def mapping(self, key: str) -> dict[str, Any]:
-        value = self.data.get(key)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise _wrong(self.name(key), "an object", value)
-        return value
-
-    def string_map(self, key: str) -> dict[str, str]:
-        value = self.mapping(key)
-        for k, v in value.items():
-            if not isinstance(v, str):
-                raise _wrong(f"{self.name(key)}.{k}", "a string", v)
-        return dict(value)
-
-    def child(self, key: str) -> Fields:
-        return Fields(self.data.get(key), self.name(key))
 
 
 # -- the translation ------------------------------------------------------------------------------
@@ -231,7 +133,7 @@ def _init(host: Fields) -> bool:
     value = host.raw("Init")
     if value is None or isinstance(value, bool):
         return bool(value)
-    raise _wrong(host.name("Init"), "a boolean or null", value)
+    raise wrong(host.name("Init"), "a boolean or null", value)
 
 
 def _refuse_unsupported(host: Fields) -> None:
@@ -330,7 +232,7 @@ def _publish(host: Fields) -> list[str]:
         if entries is None:
             entries = [{}]
         if not isinstance(entries, list):
-            raise _wrong(where, "a list of bindings", entries)
+            raise wrong(where, "a list of bindings", entries)
         if not entries:
             entries = [{}]
         port = key if "/" in key else f"{key}/tcp"
@@ -353,7 +255,7 @@ def _mounts(config: Fields, host: Fields) -> list[opts.MountRequest]:
     mounts = [opts.parse_volume(spec) for spec in host.strings("Binds") or []]
     raw_mounts = host.raw("Mounts")
     if raw_mounts is not None and not isinstance(raw_mounts, list):
-        raise _wrong("HostConfig.Mounts", "a list", raw_mounts)
+        raise wrong("HostConfig.Mounts", "a list", raw_mounts)
     for index, item in enumerate(raw_mounts or []):
         mounts.append(_mount(Fields(item, f"HostConfig.Mounts[{index}]")))
     for path, options in sorted(host.string_map("Tmpfs").items()):

@@ -6,6 +6,10 @@ after a while). The process itself is the engine's (services/execs.open_session)
 the audit log as any exec. The start request's `Tty` decides the framing of the hijacked stream
 (multiplexed without it), the create request's `Tty` whether the process gets a terminal. The exit
 code is recorded before the stream is closed, because the docker CLI inspects the exec right after.
+
+Over 400 lines because Docker's exec is one life cycle (create, start once, resize, inspect) around one
+in-memory record, and the relay that ends it must record the exit code on that record before it closes
+the stream; the stream helpers it shares with attach are already in engine/api/hijack.py.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.api import fields
-from engine.api.attach import (
+from engine.api.attach import size_args
+from engine.api.hijack import (
     STDERR,
     STDOUT,
     DetachMatcher,
@@ -34,7 +39,6 @@ from engine.api.attach import (
     frame,
     parse_detach_keys,
     send,
-    size_args,
 )
 from engine.api.http import ApiError, Hijack, Request, Response
 from engine.api.router import route

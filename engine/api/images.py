@@ -1,5 +1,5 @@
-"""Docker API: images (list, inspect, history, tag, remove, prune, pull, push, load, save, import) and
-registry login (`/auth`).
+"""Docker API: images (list, inspect, history, tag, remove, prune, pull, push, load, save, import).
+Registry login (`/auth`) and the credentials a pull or push carries are in registryauth.py.
 
 Handlers translate Docker's query parameters into calls to engine.services.images, imagetransfer and
 registry, and their answers into Docker's JSON shapes. Long work (pull, push, load, import) streams
@@ -8,11 +8,8 @@ JSON lines through progressstream.Pump; `save` streams the tar the service write
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import contextvars
-import json
 import logging
 import os
 import threading
@@ -29,12 +26,12 @@ from engine.api.progressstream import (
     spool_body,
     status_message,
 )
+from engine.api.registryauth import registry_credentials
 from engine.api.router import route
 from engine.errors import EngineError, InUse, InvalidArgument
 from engine.models import Image
 from engine.progress import LayerProgress, OutputLine, ProgressEvent, StepProgress
 from engine.services import images, imagetransfer, refs, registry
-from engine.services.registry import Credentials
 
 log = logging.getLogger(__name__)
 
@@ -295,27 +292,6 @@ def push_image(request: Request) -> Stream:
     return Stream(chunks=json_lines(_registry_messages(pump, request)), close=pump.abandon)
 
 
-def registry_credentials(request: Request) -> Credentials | None:
-    """The user name and password of the X-Registry-Auth header (base64url JSON), if it has both.
-
-    Without them the registry client uses what `/auth` (docker login) stored. An undecodable header
-    is ignored, as moby does.
-    """
-    raw = request.headers.get("x-registry-auth", "").strip()
-    if not raw:
-        return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    except (binascii.Error, ValueError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    username, password = data.get("username"), data.get("password")
-    if isinstance(username, str) and isinstance(password, str) and username and password:
-        return Credentials(username, password)
-    return None
-
-
 # -- load and save -----------------------------------------------------------------------------------
 
 
@@ -403,20 +379,3 @@ def _save(request: Request, names: list[str]) -> Stream:
             reader.close()  # the writer then fails with EPIPE and stops
 
     return Stream(chunks=chunks(), content_type=TAR_TYPE, close=close)
-
-
-# -- registry login ----------------------------------------------------------------------------------
-
-
-@route("POST", "/auth")
-def auth(request: Request) -> Response:
-    body = request.json_object()
-    username = body.get("username") or body.get("Username") or ""
-    password = body.get("password") or body.get("Password") or ""
-    server = body.get("serveraddress") or body.get("ServerAddress") or "docker.io"
-    if not all(isinstance(v, str) for v in (username, password, server)):
-        raise InvalidArgument("username, password and serveraddress must be strings")
-    if body.get("identitytoken") and not password:
-        raise InvalidArgument("identity tokens are not supported: log in with a user name and password")
-    registry.login(server, username, password)
-    return Response(body={"Status": "Login Succeeded", "IdentityToken": ""})

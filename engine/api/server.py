@@ -3,18 +3,16 @@
 A thread per connection keeps every handler a plain blocking function over the engine's services
 (which use Django's ORM) and lets hijacked connections (attach, exec) own their socket after the
 `101` answer; a slow or idle client ties up only its own thread. h11 does all HTTP parsing and
-framing; this module moves bytes and maps errors.
+framing; this module moves bytes and maps errors. The socket itself (its path, mode and group, and who
+may connect) is engine/api/apisocket.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import grp
 import logging
-import os
 import select
 import socket
-import struct
 import threading
 import traceback
 from http import HTTPStatus
@@ -24,8 +22,9 @@ from urllib.parse import unquote
 
 import h11
 
-from engine import conf, events
+from engine import events
 from engine.api import router
+from engine.api.apisocket import GROUP_NAME, bind, peer_allowed, peer_credentials, socket_path
 from engine.api.http import ApiError, BodyReader, Hijack, Request, Response, Stream, error_body
 from engine.errors import DiskFull, EngineError, NotFound
 from engine.services.disk import full_disk
@@ -34,7 +33,6 @@ log = logging.getLogger("berth.api")
 
 HEADER_LIMIT = 64 * 1024  # larger request heads are refused with 431
 DRAIN_LIMIT = 1024 * 1024  # unread request bodies up to this are skipped to keep the connection
-GROUP_NAME = "berth"
 SERVER_NAME = "Berth"
 
 
@@ -56,39 +54,6 @@ def common_headers() -> list[tuple[str, str]]:
 
 class ClientGone(Exception):
     """The peer closed the connection or broke the protocol mid-request."""
-
-
-def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
-    """(pid, uid, gid) of the process at the other end of a unix socket."""
-    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    pid, uid, gid = struct.unpack("3i", raw)
-    return pid, uid, gid
-
-
-def berth_gid() -> int | None:
-    try:
-        return grp.getgrnam(GROUP_NAME).gr_gid
-    except KeyError:
-        return None
-
-
-def _peer_groups(pid: int) -> set[int]:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("Groups:"):
-                    return {int(g) for g in line.split()[1:]}
-    except OSError:
-        pass
-    return set()
-
-
-def peer_allowed(pid: int, uid: int, gid: int) -> bool:
-    """Root, or a member of the `berth` group (the socket's mode says the same; this is a second lock)."""
-    if uid == 0:
-        return True
-    group = berth_gid()
-    return group is not None and (gid == group or group in _peer_groups(pid))
 
 
 class Connection:
@@ -374,49 +339,6 @@ def _close_database_connection() -> None:
     for connection in connections.all(initialized_only=True):
         with contextlib.suppress(Exception):
             connection.close()
-
-
-def socket_path() -> Path:
-
-    return conf.run_dir() / "docker.sock"
-
-
-def bind(path: Path) -> socket.socket:
-    """Listen on `path` (mode 0660, group `berth` if it exists); a stale socket file is replaced."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() or path.is_symlink():
-        if _someone_listening(path):
-            raise ApiError(409, f"another server is already listening on {path}")
-        path.unlink()
-    staging = path.with_name(f".{path.name}.{os.getpid()}")
-    with contextlib.suppress(FileNotFoundError):
-        staging.unlink()
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    try:
-        listener.bind(str(staging))
-        os.chmod(staging, 0o660)
-        group = berth_gid()
-        os.chown(staging, 0, group if group is not None else 0)
-        os.rename(staging, path)  # clients never see the socket with looser permissions
-        listener.listen(256)
-    except BaseException:
-        listener.close()
-        with contextlib.suppress(FileNotFoundError):
-            staging.unlink()
-        raise
-    return listener
-
-
-def _someone_listening(path: Path) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.settimeout(1)
-        probe.connect(str(path))
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.close()
 
 
 class Server:

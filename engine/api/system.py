@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 from datetime import UTC, datetime
 from typing import Any
 
+from engine.api.containerformat import parse_go_duration
 from engine.api.http import Request, Response
 from engine.api.router import API_VERSION, MIN_API_VERSION, route
 from engine.errors import InvalidArgument
@@ -15,10 +15,6 @@ from engine.models import Image
 from engine.services import images, system
 
 BERTH_VERSION = system.VERSION
-
-_GO_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|m|s|ms|us|µs|ns))+$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)")
-_UNIT_SECONDS = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
 
 def parse_timestamp(value: str, *, now: float | None = None) -> float:
@@ -29,8 +25,8 @@ def parse_timestamp(value: str, *, now: float | None = None) -> float:
         return float(text)
     except ValueError:
         pass
-    if _GO_DURATION.fullmatch(text):
-        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+    seconds = parse_go_duration(text)
+    if seconds is not None:
         return (now if now is not None else datetime.now(UTC).timestamp()) - seconds
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -233,7 +229,7 @@ def disk_usage(request: Request) -> Response:
     if "image" in kinds:
         body["Images"] = [_image_summary(row) for row in detail["images"]]
     if "container" in kinds:
-        from engine.api.containers import list_entry
+        from engine.api.containerlist import list_entry
 
         body["Containers"] = [
             {**list_entry(row["container"]), "SizeRw": row["size_rw"], "SizeRootFs": row["size_root"]}

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from django.utils.dateparse import parse_datetime
 
-from engine.errors import InvalidArgument
+from engine.errors import EngineError, InvalidArgument
 
 
 class Parser(argparse.ArgumentParser):
@@ -87,3 +87,46 @@ def report_error(command: str, exc: Exception) -> None:
         events.record("cli", command[:32], result="error", message=str(exc))
     except Exception:  # noqa: BLE001 — reporting the failure must not hide the original error
         pass
+
+
+def container_group_parsers(sub: argparse._SubParsersAction) -> list[argparse._SubParsersAction]:
+    """The top-level subparsers and the `container` group's (made by container_commands, registered first),
+    for modules that add container verbs to both."""
+    parents = [sub]
+    container = sub.choices.get("container")
+    if container is not None:
+        parents += [a for a in container._actions if isinstance(a, argparse._SubParsersAction)]
+    return parents
+
+
+def json_format(value: str | None) -> bool:
+    """True for `--format json`, False for no --format; any other format is an InvalidArgument."""
+    if value and value != "json":
+        raise InvalidArgument(f"unsupported --format {value!r} (use json)")
+    return bool(value)
+
+
+def for_each(
+    command: str,
+    refs: Sequence[str],
+    action: Callable[[str], object],
+    *,
+    missing_ok: bool = False,
+    echo: bool = True,
+) -> int:
+    """Run `action` on every ref, printing each ref done (unless `echo` is False: the action prints its
+    own answer) and one error line for each that fails, as docker does for rm, stop, wait, rmi…; exit
+    status 1 if any failed. `missing_ok` passes over refs that do not exist."""
+    failed = False
+    for ref in refs:
+        try:
+            action(ref)
+            if echo:
+                sys.stdout.write(ref + "\n")
+            sys.stdout.flush()
+        except EngineError as exc:
+            if missing_ok and exc.status == 404:
+                continue
+            report_error(command, exc)
+            failed = True
+    return 1 if failed else 0

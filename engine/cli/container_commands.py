@@ -1,20 +1,21 @@
-"""CLI container commands: run, create, start, stop, restart, kill, pause, unpause, rm, rename, wait,
-ps, inspect, top, stats, diff, logs, exec, port (and `container …` aliases)."""
+"""CLI container commands that create, run and change the state of containers: run, create, start, stop,
+restart, kill, pause, unpause, rm, rename, wait, exec, prune (and `container …` aliases).
+
+The commands that only read a container (ps, inspect, top, stats, diff, logs, port) are in inspect_commands.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import threading
-import time
 from pathlib import Path
 
-from engine.cli import attach, render
-from engine.cli.args import group, parse_filters, parse_labels, parse_time, report_error
+from engine.cli import attach
+from engine.cli.args import for_each, group, parse_labels, report_error
+from engine.cli.thinformat import env_values
 from engine.errors import CommandNotRunnable, ContainerNotFound, EngineError, InvalidArgument
 from engine.models import Container, ContainerState
-from engine.services import containerinfo, containers, execs, lifecycle, supervision
+from engine.services import containers, execs, lifecycle, supervision
 from engine.services import options as opts
 
 LIFECYCLE_VERBS = ("start", "stop", "restart", "kill", "pause", "unpause", "rm", "rename", "wait")
@@ -65,26 +66,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         p = parent.add_parser("wait", help="Wait for containers to stop and print their exit codes")
         p.add_argument("containers", nargs="+")
         p.set_defaults(handler=cmd_wait)
-        p = parent.add_parser("top", help="Show the processes of a container")
-        p.add_argument("container")
-        p.set_defaults(handler=cmd_top)
-        p = parent.add_parser("stats", help="Show resource use (live unless --no-stream)")
-        p.add_argument("containers", nargs="*")
-        p.add_argument("-a", "--all", action="store_true")
-        p.add_argument("--no-stream", action="store_true")
-        p.add_argument("--format")
-        p.set_defaults(handler=cmd_stats)
-        p = parent.add_parser("diff", help="Show changes to a container's filesystem")
-        p.add_argument("container")
-        p.set_defaults(handler=cmd_diff)
-        p = parent.add_parser("logs", help="Show a container's logs")
-        p.add_argument("container")
-        p.add_argument("-f", "--follow", action="store_true")
-        p.add_argument("-n", "--tail", default="all")
-        p.add_argument("--since")
-        p.add_argument("--until")
-        p.add_argument("-t", "--timestamps", action="store_true")
-        p.set_defaults(handler=cmd_logs)
         p = parent.add_parser("exec", help="Run a command in a running container")
         p.add_argument("-i", "--interactive", action="store_true")
         p.add_argument("-t", "--tty", action="store_true")
@@ -95,33 +76,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("container")
         p.add_argument("command", nargs=argparse.REMAINDER)
         p.set_defaults(handler=cmd_exec)
-        p = parent.add_parser("port", help="List a container's published ports")
-        p.add_argument("container")
-        p.add_argument("private_port", nargs="?", help="PORT[/PROTO]")
-        p.set_defaults(handler=cmd_port)
-    for parent, name in ((sub, "ps"), (container, "ls"), (container, "list")):
-        p = parent.add_parser(name, help="List containers")
-        p.add_argument("-a", "--all", action="store_true")
-        p.add_argument("-q", "--quiet", action="store_true")
-        p.add_argument("-n", "--last", type=int, default=0)
-        p.add_argument("-l", "--latest", action="store_true")
-        p.add_argument("--no-trunc", action="store_true")
-        p.add_argument("-s", "--size", action="store_true")
-        p.add_argument("-f", "--filter", action="append")
-        p.add_argument("--format")
-        p.set_defaults(handler=cmd_ps)
-    p = container.add_parser("inspect", help="Show container details as JSON")
-    p.add_argument("containers", nargs="+")
-    p.add_argument("-f", "--format")
-    p.set_defaults(handler=cmd_inspect)
     p = container.add_parser("prune", help="Remove all stopped containers")
     p.add_argument("-f", "--force", action="store_true")
     p.set_defaults(handler=cmd_prune)
-    p = sub.add_parser("inspect", help="Show details of containers, images or volumes as JSON")
-    p.add_argument("objects", nargs="+")
-    p.add_argument("-f", "--format")
-    p.add_argument("--type", choices=["container", "image", "volume"])
-    p.set_defaults(handler=cmd_inspect_any)
     # No help=: argparse lists a sub-command given any help, even SUPPRESS (as "==SUPPRESS==").
     p = sub.add_parser("container-exited")  # conmon's exit command, not for users
     p.add_argument("container_id")
@@ -180,13 +137,7 @@ def options_from_args(args: argparse.Namespace) -> opts.ContainerOptions:
         except OSError as exc:
             raise InvalidArgument(f"cannot read env file {path}: {exc.strerror}") from exc
         env.extend(opts.parse_env_file(text, path))
-    for item in args.env:
-        key, sep, _ = item.partition("=")
-        if not sep:
-            if key in os.environ:
-                env.append(f"{key}={os.environ[key]}")
-            continue
-        env.append(item)
+    env += env_values(args.env)
     mounts = [opts.parse_volume(v) for v in args.volume]
     mounts += [opts.parse_mount(m) for m in args.mount]
     mounts += [opts.parse_tmpfs(t) for t in args.tmpfs]
@@ -291,18 +242,6 @@ def _remove_quietly(container_id: str) -> None:
         pass  # conmon's exit command removed it first
 
 
-def _each(command: str, refs: list[str], action) -> int:  # type: ignore[no-untyped-def]
-    failed = False
-    for ref in refs:
-        try:
-            action(ref)
-            sys.stdout.write(ref + "\n")
-        except EngineError as exc:
-            report_error(command, exc)
-            failed = True
-    return 1 if failed else 0
-
-
 def cmd_start(args: argparse.Namespace) -> int:
     if args.attach:
         if len(args.containers) != 1:
@@ -311,33 +250,33 @@ def cmd_start(args: argparse.Namespace) -> int:
         return attach.run_attached(
             container, interactive=args.interactive, tty=bool(container.config.get("Tty"))
         )
-    return _each("start", args.containers, lambda ref: lifecycle.start(ref))
+    return for_each("start", args.containers, lambda ref: lifecycle.start(ref))
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    return _each(
+    return for_each(
         "stop", args.containers, lambda ref: lifecycle.stop(ref, timeout=args.timeout, signal=args.signal)
     )
 
 
 def cmd_restart(args: argparse.Namespace) -> int:
-    return _each("restart", args.containers, lambda ref: lifecycle.restart(ref, timeout=args.timeout))
+    return for_each("restart", args.containers, lambda ref: lifecycle.restart(ref, timeout=args.timeout))
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
-    return _each("kill", args.containers, lambda ref: lifecycle.kill(ref, signal=args.signal))
+    return for_each("kill", args.containers, lambda ref: lifecycle.kill(ref, signal=args.signal))
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
-    return _each("pause", args.containers, lifecycle.pause)
+    return for_each("pause", args.containers, lifecycle.pause)
 
 
 def cmd_unpause(args: argparse.Namespace) -> int:
-    return _each("unpause", args.containers, lifecycle.unpause)
+    return for_each("unpause", args.containers, lifecycle.unpause)
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    return _each(
+    return for_each(
         "rm", args.containers, lambda ref: lifecycle.remove(ref, force=args.force, volumes=args.volumes)
     )
 
@@ -348,124 +287,9 @@ def cmd_rename(args: argparse.Namespace) -> int:
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
-    failed = False
-    for ref in args.containers:
-        try:
-            sys.stdout.write(f"{lifecycle.wait(ref)}\n")
-            sys.stdout.flush()
-        except EngineError as exc:
-            report_error("wait", exc)
-            failed = True
-    return 1 if failed else 0
-
-
-def status_text(c: Container) -> str:
-    if c.state == ContainerState.RUNNING:
-        return f"Up {render.human_duration(_since(c.started_at))}"
-    if c.state == ContainerState.PAUSED:
-        return f"Up {render.human_duration(_since(c.started_at))} (Paused)"
-    if c.state == ContainerState.RESTARTING:
-        return f"Restarting ({c.exit_code}) {render.ago(c.finished_at)}"
-    if c.state == ContainerState.EXITED:
-        return f"Exited ({c.exit_code}) {render.ago(c.finished_at)}"
-    if c.state == ContainerState.CREATED:
-        return "Created"
-    return c.state.capitalize()
-
-
-def _since(when) -> float:  # type: ignore[no-untyped-def]
-    from django.utils import timezone
-
-    return (timezone.now() - when).total_seconds() if when else 0.0
-
-
-def _command_text(c: Container, no_trunc: bool) -> str:
-    text = " ".join((c.config.get("Entrypoint") or []) + (c.config.get("Cmd") or []))
-    if not no_trunc and len(text) > 20:
-        text = text[:19] + "…"
-    return f'"{text}"'
-
-
-def cmd_ps(args: argparse.Namespace) -> int:
-    last = 1 if args.latest else args.last
-    found = containers.list_containers(all=args.all, filters=parse_filters(args.filter), last=last)
-    found = [lifecycle.refresh(c) for c in found]
-    if not args.all and not args.filter and not last:
-        found = [c for c in found if c.state in lifecycle.ACTIVE]
-    if args.quiet:
-        sys.stdout.write("".join(f"{c.id if args.no_trunc else c.short_id}\n" for c in found))
-        return 0
-    if args.format == "json":
-        render.json_lines(
-            [
-                {
-                    "Command": _command_text(c, True),
-                    "CreatedAt": render.iso(c.created),
-                    "ID": c.short_id,
-                    "Image": c.image_ref,
-                    "Labels": ",".join(f"{k}={v}" for k, v in c.labels.items()),
-                    "Mounts": ",".join(m.source or m.destination for m in c.mounts.all()),
-                    "Names": c.name,
-                    "Ports": containerinfo.ports_text(c),
-                    "RunningFor": render.ago(c.created),
-                    "State": c.state,
-                    "Status": status_text(c),
-                }
-                for c in found
-            ]
-        )
-        return 0
-    if args.format:
-        raise InvalidArgument(f"unsupported --format {args.format!r} (use json)")
-    render.table(
-        ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
-        [
-            [
-                c.id if args.no_trunc else c.short_id,
-                c.image_ref,
-                _command_text(c, args.no_trunc),
-                render.ago(c.created),
-                status_text(c),
-                containerinfo.ports_text(c),
-                c.name,
-            ]
-            for c in found
-        ],
+    return for_each(
+        "wait", args.containers, lambda ref: sys.stdout.write(f"{lifecycle.wait(ref)}\n"), echo=False
     )
-    return 0
-
-
-def cmd_inspect(args: argparse.Namespace) -> int:
-    if args.format and args.format != "json":
-        raise InvalidArgument(f"unsupported --format {args.format!r} (use json)")
-    render.print_json([containerinfo.inspect(ref) for ref in args.containers])
-    return 0
-
-
-def cmd_inspect_any(args: argparse.Namespace) -> int:
-    from engine.services import images, volumes
-
-    out: list[object] = []
-    for ref in args.objects:
-        found = None
-        for kind, lookup in (
-            ("container", containerinfo.inspect),
-            ("image", images.inspect),
-            ("volume", volumes.inspect),
-        ):
-            if args.type and args.type != kind:
-                continue
-            try:
-                found = lookup(ref)
-                break
-            except EngineError:
-                continue
-        if found is None:
-            render.print_json(out)
-            raise ContainerNotFound(f"no such object: {ref}")
-        out.append(found)
-    render.print_json(out)
-    return 0
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
@@ -490,119 +314,6 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_top(args: argparse.Namespace) -> int:
-    rows = [
-        [p.uid, p.pid, p.ppid, p.c, p.stime, p.tty, p.time, p.cmd] for p in containerinfo.top(args.container)
-    ]
-    render.table(["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], rows)
-    return 0
-
-
-def cmd_stats(args: argparse.Namespace) -> int:
-    refs = args.containers or [c.id for c in containers.list_containers(all=args.all)]
-    previous: dict[str, containerinfo.StatsSample] = {}
-    while True:
-        samples = []
-        for ref in refs:
-            try:
-                samples.append(containerinfo.stats(ref))
-            except ContainerNotFound:
-                if args.containers:
-                    raise
-        if not previous:
-            time.sleep(0.5)  # CPU % needs two samples
-            previous = {s.container_id: s for s in samples}
-            samples = [containerinfo.stats(s.container_id) for s in samples]
-        rows = []
-        for s in samples:
-            before = previous.get(s.container_id)
-            cpu = 0.0
-            if before and s.time > before.time:
-                cpu = (s.cpu_ns - before.cpu_ns) / ((s.time - before.time) * 1e9) * 100
-            mem_pct = (s.memory_usage / s.memory_limit * 100) if s.memory_limit else 0.0
-            rows.append(
-                [
-                    s.container_id[:12],
-                    s.name,
-                    f"{max(cpu, 0):.2f}%",
-                    f"{_binary_size(s.memory_usage)} / {_binary_size(s.memory_limit)}",
-                    f"{mem_pct:.2f}%",
-                    f"{render.human_size(s.net_rx)} / {render.human_size(s.net_tx)}",
-                    f"{render.human_size(s.block_read)} / {render.human_size(s.block_write)}",
-                    str(s.pids),
-                ]
-            )
-        previous = {s.container_id: s for s in samples}
-        if args.format == "json":
-            render.json_lines(
-                [
-                    dict(
-                        zip(
-                            ["ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs"],
-                            r,
-                            strict=True,
-                        )
-                    )
-                    for r in rows
-                ]
-            )
-        else:
-            if not args.no_stream:
-                sys.stdout.write("\x1b[2J\x1b[H")
-            render.table(
-                [
-                    "CONTAINER ID",
-                    "NAME",
-                    "CPU %",
-                    "MEM USAGE / LIMIT",
-                    "MEM %",
-                    "NET I/O",
-                    "BLOCK I/O",
-                    "PIDS",
-                ],
-                rows,
-            )
-        sys.stdout.flush()
-        if args.no_stream:
-            return 0
-        time.sleep(1)
-
-
-def _binary_size(size: float) -> str:
-    units = ["B", "KiB", "MiB", "GiB", "TiB"]
-    i = 0
-    while size >= 1024 and i < len(units) - 1:
-        size /= 1024
-        i += 1
-    return f"{size:.4g}{units[i]}"
-
-
-def cmd_diff(args: argparse.Namespace) -> int:
-    for kind, path in containerinfo.diff(args.container):
-        sys.stdout.write(f"{kind} {path}\n")
-    return 0
-
-
-def cmd_logs(args: argparse.Namespace) -> int:
-    tail = None if args.tail in ("all", "-1") else int(args.tail)
-    query = containerinfo.LogQuery(
-        follow=args.follow,
-        tail=tail,
-        since=parse_time(args.since) if args.since else None,
-        until=parse_time(args.until) if args.until else None,
-    )
-    stop = threading.Event()
-    try:
-        for line in containerinfo.logs(args.container, query, stop=stop):
-            out = sys.stdout.buffer if line.stream == "stdout" else sys.stderr.buffer
-            prefix = (line.time.strftime("%Y-%m-%dT%H:%M:%S.%fZ") + " ").encode() if args.timestamps else b""
-            out.write(prefix + line.data + b"\n")
-            out.flush()
-    finally:
-        stop.set()
-    return 0
-
-
 def cmd_exec(args: argparse.Namespace) -> int:
     if not args.command:
         raise InvalidArgument("exec needs a command: berth exec CONTAINER COMMAND [ARG…]")
@@ -616,12 +327,6 @@ def cmd_exec(args: argparse.Namespace) -> int:
         detach=args.detach,
     )
     return execs.run_attached(args.container, request)
-
-
-def cmd_port(args: argparse.Namespace) -> int:
-    for line in containerinfo.port_lines(args.container, args.private_port):
-        sys.stdout.write(line + "\n")
-    return 0
 
 
 def cmd_container_exited(args: argparse.Namespace) -> int:

@@ -7,18 +7,14 @@ import argparse
 import os
 import sys
 
-from engine.cli.args import report_error
+from engine.cli.args import container_group_parsers, report_error
 from engine.errors import EngineError, InvalidArgument
 from engine.services import filecopy, files, updates
 from engine.services import options as opts
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parents = [sub]
-    container = sub.choices.get("container")
-    if container is not None:  # the group container_commands made: add our verbs to it too
-        parents += [a for a in container._actions if isinstance(a, argparse._SubParsersAction)]
-    for parent in parents:
+    for parent in container_group_parsers(sub):
         p = parent.add_parser("update", help="Update the resource limits or restart policy of containers")
         p.add_argument("containers", nargs="+")
         p.add_argument("-m", "--memory", help="memory limit (e.g. 256m)")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from engine import conf
 from engine.cli import render
-from engine.cli.args import confirm, group, parse_filters, report_error
+from engine.cli.args import confirm, for_each, group, json_format, parse_filters
 from engine.cli.progressbar import Bars
 from engine.errors import InvalidArgument
 from engine.services import images, imagetransfer
@@ -96,7 +96,7 @@ def cmd_images(args: argparse.Namespace) -> int:
                 seen.append(ident)
         sys.stdout.write("".join(f"{i}\n" for i in seen))
         return 0
-    if args.format == "json":
+    if json_format(args.format):
         render.json_lines(
             [
                 {
@@ -113,8 +113,6 @@ def cmd_images(args: argparse.Namespace) -> int:
             ]
         )
         return 0
-    if args.format:
-        raise InvalidArgument(f"unsupported --format {args.format!r} (use json)")
     headers = ["REPOSITORY", "TAG"] + (["DIGEST"] if args.digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
     table = []
     for row in rows:
@@ -126,8 +124,7 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    if args.format and args.format != "json":
-        raise InvalidArgument(f"unsupported --format {args.format!r} (use json)")
+    json_format(args.format)
     render.print_json([images.inspect(ref) for ref in args.images])
     return 0
 
@@ -177,20 +174,11 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 
 def cmd_rmi(args: argparse.Namespace) -> int:
-    failed = False
-    for ref in args.images:
-        try:
-            for item in images.remove(ref, force=args.force):
-                for key, value in item.items():
-                    sys.stdout.write(f"{key}: {value}\n")
-        except Exception as exc:  # noqa: BLE001 — report each image, then exit non-zero, as docker does
-            from engine.errors import EngineError
+    def remove(ref: str) -> None:
+        for item in images.remove(ref, force=args.force):
+            sys.stdout.write("".join(f"{key}: {value}\n" for key, value in item.items()))
 
-            if not isinstance(exc, EngineError):
-                raise
-            report_error("rmi", exc)
-            failed = True
-    return 1 if failed else 0
+    return for_each("rmi", args.images, remove, echo=False)
 
 
 def cmd_prune(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from engine.cli import (
     container_commands,
     file_commands,
     image_commands,
+    inspect_commands,
     network_commands,
     registry_commands,
     revision_commands,
@@ -27,6 +28,7 @@ from engine.services.disk import full_disk
 Handler = Callable[[argparse.Namespace], int]
 MODULES = [
     container_commands,
+    inspect_commands,
     image_commands,
     system_commands,
     volume_commands,

@@ -6,8 +6,7 @@ import argparse
 import sys
 
 from engine.cli import render
-from engine.cli.args import confirm, group, parse_filters, parse_labels, report_error
-from engine.errors import EngineError, InvalidArgument
+from engine.cli.args import confirm, for_each, group, json_format, parse_filters, parse_labels
 from engine.services import networks
 
 
@@ -95,7 +94,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if args.quiet:
         sys.stdout.write("".join(f"{n.id if args.no_trunc else n.short_id}\n" for n in found))
         return 0
-    if args.format == "json":
+    if json_format(args.format):
         render.json_lines(
             [
                 {
@@ -113,8 +112,6 @@ def cmd_ls(args: argparse.Namespace) -> int:
             ]
         )
         return 0
-    if args.format:
-        raise InvalidArgument(f"unsupported --format {args.format!r} (use json)")
     render.table(
         ["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
         [[n.id if args.no_trunc else n.short_id, n.name, n.driver, "local"] for n in found],
@@ -123,24 +120,13 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    if args.format and args.format != "json":
-        raise InvalidArgument(f"unsupported --format {args.format!r} (use json)")
+    json_format(args.format)
     render.print_json([networks.inspect(ref) for ref in args.networks])
     return 0
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    failed = False
-    for ref in args.networks:
-        try:
-            networks.remove(ref)
-            sys.stdout.write(ref + "\n")
-        except EngineError as exc:
-            if args.force and exc.status == 404:
-                continue
-            report_error("network rm", exc)
-            failed = True
-    return 1 if failed else 0
+    return for_each("network rm", args.networks, networks.remove, missing_ok=args.force)
 
 
 def cmd_prune(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from engine.cli import thinformat
 from engine.humanize import human_duration, human_size  # noqa: F401 — render.human_size is the CLI's name
 
 
@@ -20,13 +21,7 @@ def ago(when: datetime | None, *, now: datetime | None = None) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, out: TextIO | None = None) -> None:
     """Print an aligned table with three spaces between columns, as Docker's tabwriter does."""
-    out = out or sys.stdout
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    for row in cells:
-        line = "   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1]))
-        line = (line + "   " if len(row) > 1 else "") + row[-1]
-        out.write(line.rstrip() + "\n")
+    (out or sys.stdout).write(thinformat.table(headers, rows))
 
 
 def print_json(data: Any, *, out: TextIO | None = None, indent: int | None = 4) -> None:

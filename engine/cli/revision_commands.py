@@ -7,14 +7,12 @@ import sys
 from typing import Any
 
 from engine.cli import render
+from engine.cli.args import container_group_parsers
 from engine.services import revisions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    container = sub.choices.get("container")
-    if container is None:  # container_commands registers the group first (engine/cli/main.py MODULES)
-        return
-    for parent in (a for a in container._actions if isinstance(a, argparse._SubParsersAction)):
+    for parent in container_group_parsers(sub)[1:]:  # the `container` group only
         p = parent.add_parser("revisions", help="List the revisions of a container's spec (newest first)")
         p.add_argument("container")
         p.add_argument("--format", choices=("table", "json"), default="table")

@@ -7,7 +7,7 @@ import sys
 import time
 
 from engine.cli import render
-from engine.cli.args import group, parse_filters, parse_time
+from engine.cli.args import group, json_format, parse_filters, parse_time
 from engine.errors import InvalidArgument
 from engine.services import audit as event_service
 from engine.services import supervision, system
@@ -65,11 +65,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     facts = system.summary()
-    if args.format == "json":
+    if json_format(args.format):
         render.print_json(facts)
         return 0
-    if args.format:
-        raise InvalidArgument(f"unsupported --format {args.format!r} (use json)")
     n = facts["counts"]
     runtime, conmon = facts["runtime"], facts["conmon"]
     lines = [
@@ -109,11 +107,9 @@ def cmd_version(args: argparse.Namespace) -> int:
         "conmon": host["conmon"]["version"] or f"not found ({host['conmon']['error']})",
         "Kernel": host["kernel"],
     }
-    if args.format == "json":
+    if json_format(args.format):
         render.print_json(found)
         return 0
-    if args.format:
-        raise InvalidArgument(f"unsupported --format {args.format!r} (use json)")
     render.table(["COMPONENT", "VERSION"], list(found.items()))
     return 0
 

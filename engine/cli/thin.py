@@ -23,7 +23,8 @@ import time
 
 from engine.cli.thinclient import Client, fall_back, socket_path
 from engine.cli.thincontainers import cmd_inspect, cmd_logs, cmd_rm, cmd_run, cmd_start, cmd_stop
-from engine.cli.thinformat import Fallback, Spec, ago, filters_json, human_size, parse, query, table
+from engine.cli.thinformat import Fallback, Spec, ago, filters_json, parse, query, table
+from engine.humanize import human_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from engine.cli.thinclient import MULTIPLEXED, Client, Reply, in_process, relay
-from engine.cli.thinformat import Fallback, Spec, parse, query, quote
+from engine.cli.thinformat import Fallback, Spec, env_values, parse, query, quote
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -129,14 +128,7 @@ RUN_SPEC = Spec(
 
 def create_body(opts: dict[str, Any], image: str, command: list[str]) -> dict[str, Any]:
     """The Docker create body for the run options handled here (others fall back)."""
-    env = []
-    for item in opts.get("env", []):
-        key, sep, _ = item.partition("=")
-        if not sep:
-            if key in os.environ:
-                env.append(f"{key}={os.environ[key]}")
-            continue
-        env.append(item)
+    env = env_values(opts.get("env", []))
     labels = {}
     for item in opts.get("label", []):
         key, _, value = item.partition("=")

@@ -3,13 +3,16 @@
 A thin `berth ps` should cost little more than starting Python. `json` pulls in `re` and `enum`,
 `socket` pulls in `enum` and `selectors`, engine.cli.render pulls in `typing`, `datetime` and `json`:
 together about 25 ms, as much again as the interpreter's start. So this module decodes JSON with the C
-scanner `json` itself uses, and repeats render's table and human formats (small, pure, and checked
-against render's by tests/api/test_thin_cli.py) instead of importing them.
+scanner `json` itself uses, and holds the table text that render prints; the human formats come from
+engine.humanize, which imports nothing (the `engine` and `engine.cli` packages are empty too).
 """
 
 from __future__ import annotations
 
 import _json
+import os
+
+from engine.humanize import human_duration
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -80,43 +83,7 @@ def urlencode(query: dict[str, Any]) -> str:
     return "&".join(f"{quote(str(k))}={quote(str(v))}" for k, v in query.items())
 
 
-# --- as engine/cli/render.py ------------------------------------------------------------------------
-
-
-def human_size(size: float) -> str:
-    units = ["B", "kB", "MB", "GB", "TB", "PB"]
-    i = 0
-    while size >= 1000 and i < len(units) - 1:
-        size /= 1000.0
-        i += 1
-    return f"{size:.3g}{units[i]}"
-
-
-def human_duration(seconds: float) -> str:
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
+# --- render's formats: engine.cli.render uses these too -------------------------------------------------------
 
 
 def ago(timestamp: float | None, now: float) -> str:
@@ -127,7 +94,7 @@ def ago(timestamp: float | None, now: float) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """render.table's text: aligned columns, three spaces apart, trailing spaces cut."""
+    """Docker's tabwriter text (render.table prints it): aligned columns, three spaces apart, trailing spaces cut."""
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     out = []
@@ -203,6 +170,19 @@ def parse(argv: Sequence[str], spec: Spec) -> tuple[dict[str, Any], list[str]]:
             else:
                 opts[dest] = inline
     return opts, positional
+
+
+def env_values(items: Sequence[str]) -> list[str]:
+    """Docker's `-e`: KEY=VALUE as given; a bare KEY takes this process's value, or is left out if unset."""
+    env = []
+    for item in items:
+        key, sep, _ = item.partition("=")
+        if not sep:
+            if key in os.environ:
+                env.append(f"{key}={os.environ[key]}")
+            continue
+        env.append(item)
+    return env
 
 
 def filters_json(values: list[str] | None) -> str | None:

@@ -7,9 +7,9 @@ import os
 import sys
 
 from engine.cli import render
-from engine.cli.args import confirm, group, parse_filters, parse_labels, report_error
+from engine.cli.args import confirm, for_each, group, json_format, parse_filters, parse_labels
 from engine.cli.progressbar import Bars
-from engine.errors import EngineError, InvalidArgument
+from engine.errors import InvalidArgument
 from engine.services import volumebackup, volumes
 
 
@@ -77,7 +77,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if args.quiet:
         sys.stdout.write("".join(f"{v.name}\n" for v in found))
         return 0
-    if args.format == "json":
+    if json_format(args.format):
         render.json_lines(
             [
                 {
@@ -91,29 +91,18 @@ def cmd_ls(args: argparse.Namespace) -> int:
             ]
         )
         return 0
-    if args.format:
-        raise InvalidArgument(f"unsupported --format {args.format!r} (use json)")
     render.table(["DRIVER", "VOLUME NAME"], [[v.driver, v.name] for v in found])
     return 0
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    if args.format and args.format != "json":
-        raise InvalidArgument(f"unsupported --format {args.format!r} (use json)")
+    json_format(args.format)
     render.print_json([volumes.inspect(name) for name in args.volumes])
     return 0
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    failed = False
-    for name in args.volumes:
-        try:
-            volumes.remove(name, force=args.force)
-            sys.stdout.write(name + "\n")
-        except EngineError as exc:
-            report_error("volume rm", exc)
-            failed = True
-    return 1 if failed else 0
+    return for_each("volume rm", args.volumes, lambda name: volumes.remove(name, force=args.force))
 
 
 def cmd_prune(args: argparse.Namespace) -> int:

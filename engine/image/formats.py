@@ -4,6 +4,9 @@ Everything here is pure: bytes in, frozen dataclasses out (or dataclasses in, ca
 emit sorted keys and no whitespace, because a manifest's or config's digest is the digest of these exact
 bytes and the same image must always get the same ID. Parsers treat input as hostile: documents are size
 capped, every digest is checked strictly and every field is type checked before anyone relies on it.
+
+Over 400 lines because each document's strict parser sits beside the canonical builder it must round-trip
+with, and the Docker and OCI shapes share the same field checks.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ digests are parsed strictly before use, documents are size capped, blob streams 
 descriptor's size, and redirects are followed only to http(s) (never https→http, at most five). The
 Authorization header goes only to the origin it was made for, so a registry that redirects blob
 downloads to storage on another host never hands that host our credentials (SECURITY.md A29–A32).
+
+Over 400 lines because RegistryClient is one session (auth challenge, token scope, redirects, retries) that
+every request goes through.
 """
 
 from __future__ import annotations

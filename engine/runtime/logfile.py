@@ -265,6 +265,13 @@ def follow(
     def accept(line: LogLine | None) -> bool:
         return line is not None and line.stream in wanted and (since is None or line.time >= since)
 
+    def accepted(raws: Iterable[bytes]) -> Iterator[LogLine]:
+        for raw in raws:
+            rec = parse_record(raw)
+            line = joiner.feed(rec) if rec else None
+            if line is not None and accept(line):
+                yield line
+
     fh = _open(path)
     try:
         own = os.fstat(fh.fileno()) if fh else None
@@ -276,14 +283,10 @@ def follow(
                 if own is not None and (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino):
                     continue
                 with open(f, "rb") as old:
-                    for raw in old:
-                        rec = parse_record(raw)
-                        line = joiner.feed(rec) if rec else None
-                        if line is not None and accept(line):
-                            if backlog is not None:
-                                backlog.append(line)
-                            else:
-                                yield line
+                    if backlog is not None:
+                        backlog.extend(accepted(old))
+                    else:
+                        yield from accepted(old)
             except FileNotFoundError:
                 continue
         buf = b""
@@ -292,14 +295,10 @@ def follow(
             if chunk:
                 buf += chunk
                 *complete, buf = buf.split(b"\n")
-                for raw in complete:
-                    rec = parse_record(raw)
-                    line = joiner.feed(rec) if rec else None
-                    if line is not None and accept(line):
-                        if backlog is not None:
-                            backlog.append(line)
-                        else:
-                            yield line
+                if backlog is not None:
+                    backlog.extend(accepted(complete))
+                else:
+                    yield from accepted(complete)
                 continue
             if backlog is not None:  # the first end of the live file: history is complete
                 yield from backlog

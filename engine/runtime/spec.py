@@ -4,6 +4,9 @@ Pure: values in, a dict out. The defaults follow SECURITY.md §1 (Podman's 11 ca
 moby's and containers-common's masked and read-only paths, moby's mounts and device rules, NNP on, a pids
 limit). Whether a caller may ask for privileged, extra capabilities or host namespaces is decided by the
 services, never here; this module only refuses what is malformed or unsafe for everyone.
+
+Over 400 lines because the whole security default (capabilities, masked paths, mounts, devices, namespaces,
+resources) must be reviewable in one place.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ which is what `images -a` shows and what the build cache finds: a step is reused
 current image has the same `created_by` (which carries the instruction, the build args a RUN sees,
 and a digest of the files a COPY reads), the same resulting config and one layer more (or none).
 Metadata instructions add an `empty_layer` history entry and no layer.
+
+Over 400 lines because the Builder is one state machine over stages and steps, whose cache lookup and commit
+must see the same state.
 """
 
 from __future__ import annotations

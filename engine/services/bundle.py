@@ -3,6 +3,9 @@
 `launch` mounts the rootfs, writes the container's own hosts/hostname/resolv.conf, builds the OCI
 spec and has conmon create the container; every step registers its undo. `teardown` is the
 reverse and is safe to call twice: each step treats "already gone" as done.
+
+Over 400 lines because launch and teardown are one undo-stacked sequence (paths, rootfs, spec, conmon, cgroup,
+exit marker) whose steps and their undos read best side by side.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ Downloads are `files.get_archive` (tar, event "archive-path"). An upload is writ
 name in the target directory and renamed into place (atomic), never through a symlink, capped at
 `upload_limit()` bytes (setting BERTH_FILES_UPLOAD_MAX_SIZE); it is an event ("upload"). Listing
 and reading are not events, like the volume browser's.
+
+Over 400 lines because listing, reading and uploading share the kernel-filesystem refusal, the error wording
+and the open-beneath-root helpers, and the dashboard calls them as one module.
 """
 
 from __future__ import annotations
@@ -127,6 +130,20 @@ def _refuse_kernel_fs(fd: int, container: Container | None, path: str) -> None:
         )
 
 
+def _open_browsable_dir(root: files.ContainerRoot, path: str) -> int:
+    """Open the directory ``path`` beneath the root, refusing a kernel filesystem; the caller closes it."""
+    try:
+        fd = inroot.open_dir_in_root(root.fd, path)
+    except OSError as exc:
+        raise _error(exc, root.container, path) from None
+    try:
+        _refuse_kernel_fs(fd, root.container, path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def check_path(ref: str | Container, path: str) -> files.PathStat:
     """Stat ``path`` (for a download): refuse the kernel filesystems as the browser does."""
     path = normalise(path)
@@ -155,12 +172,8 @@ def list_dir(ref: str | Container, path: str = "/") -> Listing:
     path = normalise(path)
     with files.open_root(ref) as root:
         container = root.container
+        fd = _open_browsable_dir(root, path)
         try:
-            fd = inroot.open_dir_in_root(root.fd, path)
-        except OSError as exc:
-            raise _error(exc, container, path) from None
-        try:
-            _refuse_kernel_fs(fd, container, path)
             try:
                 resolved = inroot.resolved_path(root.fd, path)
             except OSError:
@@ -204,22 +217,12 @@ def _entry(
     names: tuple[dict[int, str], dict[int, str]],
     change: str,
 ) -> FileEntry:
-    encoded = os.fsencode(raw_name)
-    try:
-        name, navigable = encoded.decode("utf-8"), True
-    except UnicodeDecodeError:
-        name, navigable = encoded.decode("utf-8", "replace"), False
+    name, navigable = fsops.display_name(raw_name)
     mode = st.st_mode
+    kind = fsops.kind_of(mode)
     target = resolved = target_kind = ""
-    if stat_mod.S_ISDIR(mode):
-        kind = "dir"
-    elif stat_mod.S_ISREG(mode):
-        kind = "file"
-    elif stat_mod.S_ISLNK(mode):
-        kind = "symlink"
+    if kind == "symlink":
         target, resolved, target_kind = _link(root_fd, dir_fd, dir_path, raw_name)
-    else:
-        kind = "other"
     users, groups = names
     return FileEntry(
         name=name,
@@ -253,8 +256,7 @@ def _link(root_fd: int, dir_fd: int, dir_path: str, raw_name: str) -> tuple[str,
         st = os.fstat(fd)
     finally:
         os.close(fd)
-    kind = "dir" if stat_mod.S_ISDIR(st.st_mode) else "file" if stat_mod.S_ISREG(st.st_mode) else "other"
-    return text, resolved, kind
+    return text, resolved, fsops.kind_of(st.st_mode)
 
 
 def _owner_names(root_fd: int) -> tuple[dict[int, str], dict[int, str]]:
@@ -333,7 +335,7 @@ def _open_lowers(container: Container, parts: list[str]) -> list[int]:
 def _read_regular(root_fd: int, path: str, limit: int) -> bytes:
     fd = _open_regular(root_fd, path)
     try:
-        return _read(fd, limit)
+        return fsops.read_at_most(fd, limit)
     finally:
         os.close(fd)
 
@@ -354,18 +356,6 @@ def _open_regular(root_fd: int, path: str, container: Container | None = None) -
         os.close(pinned)
 
 
-def _read(fd: int, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    left = limit
-    while left > 0:
-        chunk = os.read(fd, min(left, 1 << 16))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
 def read_text(ref: str | Container, path: str, *, limit: int = TEXT_LIMIT) -> TextFile:
     """Read up to ``limit`` bytes of the regular file ``path`` (symlinks followed inside the root).
 
@@ -380,7 +370,7 @@ def read_text(ref: str | Container, path: str, *, limit: int = TEXT_LIMIT) -> Te
             raise _error(exc, root.container, path) from None
         try:
             size = os.fstat(fd).st_size
-            data = _read(fd, limit + 1)
+            data = fsops.read_at_most(fd, limit + 1)
         except OSError as exc:
             raise _error(exc, root.container, path) from None
         finally:
@@ -444,12 +434,8 @@ def upload(ref: str | Container, path: str, uploads: Iterable[tuple[str, BinaryI
     written: list[str] = []
     with files.open_root(ref) as root:
         container = root.container
+        dir_fd = _open_browsable_dir(root, path)
         try:
-            dir_fd = inroot.open_dir_in_root(root.fd, path)
-        except OSError as exc:
-            raise _error(exc, container, path) from None
-        try:
-            _refuse_kernel_fs(dir_fd, container, path)
             if (
                 container.host_config.get("ReadonlyRootfs")
                 and os.fstat(dir_fd).st_dev == os.fstat(root.fd).st_dev

@@ -24,7 +24,6 @@ from typing import BinaryIO
 
 from engine import conf, events, locks
 from engine.errors import (
-    ContainerNotFound,
     EngineError,
     InvalidArgument,
     InvalidState,
@@ -93,10 +92,7 @@ def open_root(ref: str | Container, *, with_mounts: bool = True) -> ContainerRoo
     cleanup = contextlib.ExitStack()
     try:
         cleanup.enter_context(locks.locked("container", container.id))
-        try:
-            container.refresh_from_db()
-        except Container.DoesNotExist:
-            raise ContainerNotFound(f"no such container: {container.name}") from None
+        containers.refresh(container)
         lifecycle.reconcile(container)
         p = bundle.paths(container.id)
         if container.state in LIVE_STATES and container.pid and overlay.is_mounted(p.rootfs):

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from engine import conf, events
 from engine.errors import BadReference, InvalidArgument
-from engine.image import archive, changes, formats, seed
+from engine.image import archive, archivewriter, changes, formats, seed
 from engine.models import Image
 from engine.progress import CountingReader, LayerProgress, Progress, ignore
 from engine.registry import reference
@@ -154,17 +154,17 @@ def save(refs: Sequence[str], out: BinaryIO, *, progress: Progress = ignore) -> 
             if not parsed.digest and parsed.familiar() not in names:
                 names.append(parsed.familiar())
     store = imagestore.blob_store()
-    by_image: dict[str, archive.SaveImage] = {}
+    by_image: dict[str, archivewriter.SaveImage] = {}
     for image_id, image in chosen.items():
         with store.open(image_id) as f:
             config = f.read()
         layers = [
-            archive.SaveLayer(
+            archivewriter.SaveLayer(
                 digest=il.layer.blob_digest, size=il.layer.blob_size, media_type=il.layer.media_type
             )
             for il in image.image_layers.select_related("layer").order_by("position")
         ]
-        by_image[image_id] = archive.SaveImage(
+        by_image[image_id] = archivewriter.SaveImage(
             config_digest=image_id, config=config, layers=layers, repo_tags=tags[image_id]
         )
     order = list(by_image)
@@ -173,7 +173,7 @@ def save(refs: Sequence[str], out: BinaryIO, *, progress: Progress = ignore) -> 
     def report(done: int, _total: int) -> None:
         progress(LayerProgress("archive", done, total, "Saving"))
 
-    archive.write_archive(
+    archivewriter.write_archive(
         out, [by_image[i] for i in order], open_blob=imagestore.blob_store().open, progress=report
     )
     for image_id in order:

@@ -3,6 +3,9 @@
 Every call: resolve, take the container's lock, reconcile with runc and conmon's exit file, check
 the move against runtime/lifecycle.py, do the work under an undo stack, then save the new state
 through `_transition` (the one place that assigns a state) which also records the event.
+
+Over 400 lines because it is the container state machine: every move shares the lock, reconcile and transition
+helpers and reads best in one place.
 """
 
 from __future__ import annotations
@@ -51,15 +54,6 @@ def _transition(container: Container, state: str, *, action: str | None, **field
         events.record(
             "container", action, object_id=container.id, object_name=container.name, attributes=attributes
         )
-
-
-def _fresh(container: Container) -> Container:
-    """Re-read the row (under the lock); a container removed meanwhile is ContainerNotFound, not a crash."""
-    try:
-        container.refresh_from_db()
-    except Container.DoesNotExist:
-        raise ContainerNotFound(f"no such container: {container.name}") from None
-    return container
 
 
 # -- reconciliation -----------------------------------------------------------------------------
@@ -153,7 +147,7 @@ def refresh(container: Container) -> Container:
     if _plainly_running(container):
         return container  # the common case costs a file probe and a kill(0), not a lock and runc
     with locks.locked("container", container.id):
-        _fresh(container)
+        containers.refresh(container)
         return reconcile(container)
 
 
@@ -195,12 +189,19 @@ def _notify_start_observers(container_id: str) -> None:
             logger.exception("start observer of container %s failed", container_id)
 
 
-def start(ref: str, *, before_start: Callable[[bundle.Paths], None] | None = None) -> Container:
-    """Start a created or exited container. `before_start` runs between create and start (attach)."""
+@contextlib.contextmanager
+def _held(ref: str) -> Iterator[Container]:
+    """Resolve ``ref``, hold its lock, re-read its row and reconcile it with the runtime for the block."""
     container = containers.resolve(ref)
     with locks.locked("container", container.id):
-        _fresh(container)
+        containers.refresh(container)
         reconcile(container)
+        yield container
+
+
+def start(ref: str, *, before_start: Callable[[bundle.Paths], None] | None = None) -> Container:
+    """Start a created or exited container. `before_start` runs between create and start (attach)."""
+    with _held(ref) as container:
         if container.state in (ContainerState.RUNNING,):
             return container  # docker start of a running container is not an error
         containers.check("start", container)
@@ -253,10 +254,7 @@ def stop(ref: str, *, timeout: int | None = None, signal: str | None = None) -> 
     once (podman "kill - concurrent stop", "stop - unlock while waiting for timeout"); the
     second half of the stop then finds the container exited and returns.
     """
-    container = containers.resolve(ref)
-    with locks.locked("container", container.id):
-        _fresh(container)
-        reconcile(container)
+    with _held(ref) as container:
         container.stopped_by_user = True
         container.save(update_fields=["stopped_by_user"])
         if container.state not in ACTIVE:
@@ -274,7 +272,7 @@ def stop(ref: str, *, timeout: int | None = None, signal: str | None = None) -> 
             _resume_quietly(container)
     await_exit(container, wait_for if wait_for > 0 else None)
     with locks.locked("container", container.id):
-        _fresh(container)
+        containers.refresh(container)
         if container.state not in ACTIVE or (container.pid, container.started_at) != run:
             return container  # killed, removed or restarted by someone else meanwhile
         if not _wait_exit(container, 0):
@@ -289,9 +287,7 @@ def stop(ref: str, *, timeout: int | None = None, signal: str | None = None) -> 
     return container
 
 
-def _stop_parameters(
-    container: Container, timeout: int | None, signal: str | None
-) -> tuple[int | None, int]:
+def _stop_parameters(container: Container, timeout: int | None, signal: str | None) -> tuple[int | None, int]:
     """The signal (None: the stored one cannot be sent, so SIGKILL at once) and the grace period.
 
     An explicit `signal` that is not valid raises InvalidArgument; a stored one (a row written
@@ -437,10 +433,7 @@ def _wait_exit(container: Container, timeout: float | None) -> bool:
 def kill(ref: str, *, signal: str = "KILL") -> Container:
     """Send a signal to the container's main process. An explicit kill never triggers the restart policy."""
     number = parse_signal(signal)
-    container = containers.resolve(ref)
-    with locks.locked("container", container.id):
-        _fresh(container)
-        reconcile(container)
+    with _held(ref) as container:
         containers.check("kill", container)
         if container.state == ContainerState.PAUSED and number != signals.SIGKILL:
             # The signal would stay pending until unpause; Docker refuses it the same way.
@@ -468,10 +461,7 @@ def kill(ref: str, *, signal: str = "KILL") -> Container:
 
 
 def restart(ref: str, *, timeout: int | None = None) -> Container:
-    container = containers.resolve(ref)
-    with locks.locked("container", container.id):
-        _fresh(container)
-        reconcile(container)
+    with _held(ref) as container:
         if container.state == ContainerState.PAUSED:
             raise InvalidState(f"container {container.name} is paused", hint="unpause it first")
         if container.state in ACTIVE:
@@ -481,10 +471,7 @@ def restart(ref: str, *, timeout: int | None = None) -> Container:
 
 
 def pause(ref: str) -> Container:
-    container = containers.resolve(ref)
-    with locks.locked("container", container.id):
-        _fresh(container)
-        reconcile(container)
+    with _held(ref) as container:
         containers.check("pause", container)
         bundle.runc().pause(container.id)
         _transition(container, ContainerState.PAUSED, action="pause")
@@ -492,10 +479,7 @@ def pause(ref: str) -> Container:
 
 
 def unpause(ref: str) -> Container:
-    container = containers.resolve(ref)
-    with locks.locked("container", container.id):
-        _fresh(container)
-        reconcile(container)
+    with _held(ref) as container:
         containers.check("unpause", container)
         bundle.runc().resume(container.id)
         _transition(container, ContainerState.RUNNING, action="unpause")
@@ -520,7 +504,7 @@ def wait(ref: str | Container, *, timeout: float | None = None) -> int:
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         try:
-            _fresh(container)
+            containers.refresh(container)
         except ContainerNotFound:
             return _last_exit_code(container)  # removed meanwhile (--rm): its die event has the code
         if container.state not in ACTIVE:
@@ -553,10 +537,7 @@ def _last_exit_code(container: Container) -> int:
 
 def remove(ref: str, *, force: bool = False, volumes: bool = False) -> Container:
     """Remove a container; a running one needs force (it is killed first). Leaves nothing behind."""
-    container = containers.resolve(ref)
-    with locks.locked("container", container.id):
-        _fresh(container)
-        reconcile(container)
+    with _held(ref) as container:
         if container.state in ACTIVE:
             if not force:
                 containers.check("remove", container)

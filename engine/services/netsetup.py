@@ -4,6 +4,9 @@
 published ports and their nft rules, DNS records. `teardown` undoes all of it and is safe to call
 twice. `sync_rules` and `sync_dns` rebuild the kernel rules and aardvark-dns's files from the
 records, under one lock, so concurrent processes cannot interleave stale versions.
+
+Over 400 lines because setup, teardown, live connect and the crash reconcile share the lease, namespace and
+rule helpers and must stay symmetric; /etc files live in etcsetup.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from engine.errors import ContainerNotFound, EngineError, InUse, InvalidArgument
 from engine.models import Container, ContainerState, Endpoint, Network
 from engine.net import dns, etcfiles, ipam, links, netns, nft, ports, rules
 from engine.runtime import spec
+from engine.services import etcsetup
 from engine.undo import UndoStack
 
 logger = logging.getLogger(__name__)
@@ -135,13 +139,13 @@ def setup(container: Container, userdata: Path, *, undo: UndoStack) -> str | Non
     """
     mode = container.host_config.get("NetworkMode") or "bridge"
     if mode == "host":
-        _write_etc_files(container, userdata, [], host_mode=True)
+        etcsetup.write_etc_files(container, userdata, [], host_mode=True)
         return spec.HOST_NETNS
     if mode.startswith("container:"):
         return _join_other(container, mode.split(":", 1)[1], userdata)
     endpoints = [] if mode == "none" else _endpoints(container)
     if not endpoints:
-        _write_etc_files(container, userdata, [], host_mode=False)
+        etcsetup.write_etc_files(container, userdata, [], host_mode=False)
         return None
     path = netns_path(container.id)
     if path.exists():
@@ -169,7 +173,7 @@ def setup(container: Container, userdata: Path, *, undo: UndoStack) -> str | Non
     undo.push(teardown, container.id)  # the namespace, its ports and its names, in that order
     links.attach_host_ends([(item.host_ifname, item.bridge) for item in specs])
     _publish(container, endpoints, undo)
-    _write_etc_files(container, userdata, endpoints, host_mode=False)
+    etcsetup.write_etc_files(container, userdata, endpoints, host_mode=False)
     if any(e.network.has_names for e in endpoints):
         # Before the process starts, so its first lookups never meet a reloading server.
         try:
@@ -205,7 +209,7 @@ def _join_other(container: Container, ref: str, userdata: Path) -> str:
             f"cannot join the network of container {ref}: it is not running", hint="start it first"
         )
     if (other.host_config.get("NetworkMode") or "") == "host":
-        _write_etc_files(container, userdata, [], host_mode=True)
+        etcsetup.write_etc_files(container, userdata, [], host_mode=True)
         return spec.HOST_NETNS
     for name in ("hosts", "resolv.conf"):
         source = Path(conf.containers_dir()) / other.id / "userdata" / name
@@ -213,7 +217,7 @@ def _join_other(container: Container, ref: str, userdata: Path) -> str:
         userdata.mkdir(mode=0o700, exist_ok=True)
         target.write_bytes(source.read_bytes() if source.exists() else b"")
         target.chmod(0o644)
-    _write_hostname(container, userdata)
+    etcsetup.write_hostname(container, userdata)
     own = netns_path(other.id)
     if own.exists():
         return str(own)
@@ -398,7 +402,7 @@ def plug_running(container: Container, endpoint: Endpoint) -> None:
         links.plug(path, _endpoint_spec(endpoint, endpoint.ifname, default_route=routed))
         undo.push(links.unplug, path, endpoint.ifname)
         userdata = Path(conf.containers_dir()) / container.id / "userdata"
-        _write_etc_files(container, userdata, [*others, endpoint], host_mode=False, in_place=True)
+        etcsetup.write_etc_files(container, userdata, [*others, endpoint], host_mode=False, in_place=True)
         sync_rules()  # a published port may now go through this network
         sync_dns()
 
@@ -417,7 +421,7 @@ def unplug_running(container: Container, endpoint: Endpoint) -> None:
         if successor is not None:
             links.route_default(path, successor.ifname, successor.network.gateway)
     userdata = Path(conf.containers_dir()) / container.id / "userdata"
-    _write_etc_files(container, userdata, rest, host_mode=False, in_place=True)
+    etcsetup.write_etc_files(container, userdata, rest, host_mode=False, in_place=True)
 
 
 def _endpoints(container: Container) -> list[Endpoint]:
@@ -425,70 +429,6 @@ def _endpoints(container: Container) -> list[Endpoint]:
     if cached is not None:  # a list prefetched endpoints__network: no query per container
         return sorted(cached, key=lambda e: (e.created, e.id))
     return list(container.endpoints.select_related("network").order_by("created", "id"))
-
-
-# -- /etc files ------------------------------------------------------------------------------------
-
-
-def _write_hostname(container: Container, userdata: Path) -> None:
-    from engine.services import bundle
-
-    userdata.mkdir(mode=0o700, exist_ok=True)
-    bundle.write_atomic(userdata / "hostname", f"{hostname(container)}\n".encode(), mode=0o644, sync=False)
-
-
-def hostname(container: Container) -> str:
-    return container.config.get("Hostname") or container.id[:12]
-
-
-def _write_etc_files(
-    container: Container,
-    userdata: Path,
-    endpoints: list[Endpoint],
-    *,
-    host_mode: bool,
-    in_place: bool = False,
-) -> None:
-    """hostname, hosts and resolv.conf; in_place for a running container, which has the files
-    bind-mounted (a renamed new file would not be seen through the mount)."""
-    from engine.services import bundle
-
-    _write_hostname(container, userdata)
-    host = container.host_config
-    extra = [etcfiles.parse_add_host(h) for h in host.get("ExtraHosts") or []]
-    gateway = next((e.network.gateway for e in endpoints), "") or _default_gateway()
-    extra = [
-        etcfiles.HostEntry(e.name, gateway if e.address == etcfiles.HOST_GATEWAY else e.address)
-        for e in extra
-    ]
-    own = [(e.ip, [container.name, *e.aliases] if not e.network.predefined else []) for e in endpoints]
-    hosts_text = etcfiles.hosts(hostname(container), own, extra)
-    try:
-        host_resolv = Path("/etc/resolv.conf").read_text()
-    except OSError:
-        host_resolv = ""
-    named = next((e.network for e in endpoints if e.network.has_names), None)
-    servers = list(host.get("Dns") or [])
-    if not servers and named is not None:
-        servers = [named.gateway]
-    resolv = etcfiles.resolv_conf(
-        host_resolv,
-        nameservers=servers,
-        search=list(host.get("DnsSearch") or []),
-        use_host=not servers,
-    )
-    if host_mode:
-        resolv = host_resolv
-    for name, text in (("hosts", hosts_text), ("resolv.conf", resolv)):
-        if in_place:
-            (userdata / name).write_text(text)
-        else:
-            bundle.write_atomic(userdata / name, text.encode(), mode=0o644, sync=False)
-
-
-def _default_gateway() -> str:
-    network = Network.objects.filter(name="bridge").first()
-    return network.gateway if network else "127.0.0.1"
 
 
 # -- after a crash or restart of the server ---------------------------------------------------------

@@ -20,6 +20,9 @@ volume at the same path, so their data survives an edit too. Bind mounts and tmp
 from the spec. Leased addresses are not part of the spec (the row does not say whether an address
 was asked for), so the new container leases a fresh one; its aliases and extra networks are kept.
 Containers run with --rm are refused: stopping them would remove them.
+
+Over 400 lines because the spec round trip (row to options, options to dict and back, diff) and the recreate
+that relies on it must change together.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from engine import events, locks
-from engine.errors import ContainerNotFound, EngineError, InvalidArgument, InvalidState
+from engine.errors import EngineError, InvalidArgument, InvalidState
 from engine.models import Container, ContainerRevision, ContainerState, Mount
 from engine.net import ports
 from engine.runtime import spec as runtime_spec
@@ -335,10 +338,7 @@ def recreate(
         old = containers.resolve(ref)
         # Not the container's own lock: stop, start and remove take that one themselves.
         with locks.locked("recreate", old.id):
-            try:
-                old.refresh_from_db()
-            except Container.DoesNotExist:
-                raise ContainerNotFound(f"no such container: {ref}") from None
+            containers.refresh(old)
             try:
                 return _recreate(old, new_options, actor, extras, action, summary)
             except EngineError as exc:

@@ -14,7 +14,7 @@ from engine import locks
 from engine.errors import ContainerNotFound, EngineError
 from engine.models import Container, ContainerState
 from engine.runtime import conmon, logfile, logkeeper
-from engine.services import bundle, lifecycle, logkeeping, netsetup
+from engine.services import bundle, containers, lifecycle, logkeeping, netsetup
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def handle_exit(container_id: str) -> None:
         return
     with locks.locked("container", container.id):
         try:
-            lifecycle._fresh(container)
+            containers.refresh(container)
         except ContainerNotFound:
             bundle.teardown(container_id)
             return
@@ -75,7 +75,7 @@ def reconcile_all() -> None:
     for container in Container.objects.filter(state__in=[*lifecycle.ACTIVE, ContainerState.EXITED]):
         try:
             with locks.locked("container", container.id):
-                lifecycle._fresh(container)
+                containers.refresh(container)
                 was_active = container.state in lifecycle.ACTIVE
                 lifecycle.reconcile(container)
                 if container.state == ContainerState.EXITED and (was_active or _policy_always(container)):
@@ -134,7 +134,7 @@ def maintain() -> int:
             if conmon.read_exit_code(bundle.paths(container.id).exit_dir, container.id) is not None:
                 with locks.try_locked("container", container.id) as taken:
                     if taken:
-                        lifecycle._fresh(container)
+                        containers.refresh(container)
                         lifecycle.reconcile(container)
                         _apply_exit_policy(container)
                         acted += 1

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import events, locks
-from engine.errors import ContainerNotFound, InvalidArgument
+from engine.errors import InvalidArgument
 from engine.models import Container, ContainerState
 from engine.runtime import cgroups
 from engine.services import bundle, containers, lifecycle
@@ -136,10 +136,7 @@ def update(ref: str, changes: Changes) -> tuple[Container, list[str]]:
         raise InvalidArgument("you must provide one or more flags when using this command")
     container = containers.resolve(ref)
     with locks.locked("container", container.id):
-        try:
-            container.refresh_from_db()
-        except Container.DoesNotExist:
-            raise ContainerNotFound(f"no such container: {container.name}") from None
+        containers.refresh(container)
         lifecycle.reconcile(container)
         old = dict(container.host_config)
         new = merged_host_config(old, changes)

@@ -16,25 +16,19 @@ which no container mounts), and only a complete extraction is exchanged with ``_
 as it was (a volume the import created is removed again).
 
 Both stream: memory stays flat whatever the volume's size (bounded queues of 1 MiB chunks).
+
+Over 400 lines because export and import share the running-user checks, the staging and exchange protocol and
+the progress wording; the compressing writer lives in store.compressingwriter.
 """
 
 from __future__ import annotations
 
-import ctypes
-import errno
-import functools
 import os
-import queue
 import re
 import secrets
 import stat
-import threading
-import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
-
-import zstandard
 
 from engine import conf, events, locks
 from engine.errors import (
@@ -51,6 +45,7 @@ from engine.progress import CountingReader, LayerProgress, OutputLine, Progress,
 from engine.services import lifecycle, volumes
 from engine.store import fsops, tarstream
 from engine.store import volumes as volume_store
+from engine.store.compressingwriter import CompressingWriter
 from engine.store.compression import detect as detect_compression
 
 COMPRESSIONS = ("none", "gzip", "zstd")
@@ -59,13 +54,9 @@ SUFFIXES = {".tar": "none", ".tar.gz": "gzip", ".tgz": "gzip", ".tar.zst": "zstd
 # the extraction (ENOSPC) and the staging directory is removed.
 RESTORE_MAX_BYTES = 1 << 40
 STAGING_PREFIX = ".restore-"
-ZSTD_LEVEL = 3  # zstd(1)'s default
-GZIP_LEVEL = 6  # gzip(1)'s default
-_QUEUE_DEPTH = 8
 _BATCH = 1 << 20
 _SKIPPED_SHOWN = 20
 _LIVE = (ContainerState.RUNNING, ContainerState.PAUSED, ContainerState.RESTARTING)
-_RENAME_EXCHANGE = 2
 
 
 @dataclass(frozen=True)
@@ -217,7 +208,7 @@ def _write(
     try:
         total = fsops.tree_size(f"/proc/self/fd/{parent}/_data") if progress is not ignore else 0
         chunks = tarstream.write_tree(parent, "_data", ".", keep=keep)
-        sink = _CompressingWriter(out, compression)
+        sink = CompressingWriter(out, compression)
         done = 0
         reported = 0
         pending = bytearray()
@@ -248,92 +239,6 @@ def _write(
         return done, sink.written, skipped, count
     finally:
         os.close(parent)
-
-
-class _CompressingWriter:
-    """Compress and write chunks in a thread: walking and reading the tree overlap with compressing
-    (zlib and zstd release the GIL), as `tar -c | zstd` runs in two processes. The queue is bounded,
-    so memory stays flat; a write error surfaces on the next ``write`` or ``close``."""
-
-    def __init__(self, out: BinaryIO, compression: str) -> None:
-        self.out = out
-        self.compression = compression
-        self.written = 0
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUE_DEPTH)
-        self._error: BaseException | None = None
-        self._failed = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="volume-backup-write", daemon=True)
-        self._thread.start()
-
-    def write(self, chunk: bytes) -> None:
-        while True:
-            self._raise_if_failed()
-            try:
-                self._queue.put(chunk, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-    def close(self) -> None:
-        """Flush everything and wait for the writer; raise its error, if any."""
-        self._raise_if_failed()
-        self._put_end()
-        self._thread.join()
-        self._raise_if_failed()
-
-    def abort(self) -> None:
-        """Stop the writer without flushing (idempotent; after close it does nothing)."""
-        if self._thread.is_alive():
-            self._failed.set()
-            self._put_end()
-            self._thread.join()
-
-    def _put_end(self) -> None:
-        while self._thread.is_alive():
-            try:
-                self._queue.put(None, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-    def _raise_if_failed(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-
-    def _emit(self, data: bytes) -> None:
-        if data:
-            self.out.write(data)
-            self.written += len(data)
-
-    def _run(self) -> None:
-        try:
-            encode: Callable[[bytes], bytes]
-            finish: Callable[[], bytes]
-            if self.compression == "zstd":
-                encoder = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj()
-                encode, finish = encoder.compress, encoder.flush
-            elif self.compression == "gzip":
-                deflater = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-                encode, finish = deflater.compress, deflater.flush
-            else:
-                encode, finish = bytes, bytes
-            while True:
-                chunk = self._queue.get()
-                if chunk is None or self._failed.is_set():
-                    break
-                self._emit(encode(chunk))
-            if not self._failed.is_set():
-                self._emit(finish())
-                self.out.flush()
-        except BaseException as exc:  # noqa: BLE001 — handed to the producer, which re-raises it
-            self._error = exc
-            self._failed.set()
-            while True:  # unblock a producer waiting on a full queue
-                try:
-                    self._queue.get_nowait()
-                except queue.Empty:
-                    break
 
 
 # -- import ---------------------------------------------------------------------------------------
@@ -425,7 +330,7 @@ def _restore(
             finally:
                 os.close(stage_fd)
             _refuse_running(volume)  # a container started meanwhile would keep the old directory
-            _exchange(parent, staging, "_data")
+            fsops.exchange_at(parent, staging, "_data")
         finally:
             # After the exchange this holds the old contents; before it, the partial extraction.
             fsops.remove_at(parent, staging)
@@ -514,33 +419,6 @@ def _sweep_staging(parent: int) -> None:
     for entry in os.listdir(parent):
         if entry.startswith(STAGING_PREFIX):
             fsops.remove_at(parent, entry)
-
-
-@functools.cache
-def _renameat2() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
-    try:
-        func = ctypes.CDLL(None, use_errno=True).renameat2
-    except AttributeError:
-        return None
-    func.restype = ctypes.c_int
-    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    return func
-
-
-def _exchange(parent: int, a: str, b: str) -> None:
-    """Swap the names ``a`` and ``b`` in ``parent`` atomically (two renames where the kernel or file
-    system cannot exchange: a container starting in between would find no ``b``)."""
-    func = _renameat2()
-    if func is not None:
-        if func(parent, os.fsencode(a), parent, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-            return
-        code = ctypes.get_errno()
-        if code not in (errno.EINVAL, errno.ENOSYS):
-            raise OSError(code, os.strerror(code), b)
-    aside = f"{a}.old"
-    os.rename(b, aside, src_dir_fd=parent, dst_dir_fd=parent)
-    os.rename(a, b, src_dir_fd=parent, dst_dir_fd=parent)
-    os.rename(aside, a, src_dir_fd=parent, dst_dir_fd=parent)
 
 
 def _remove_quietly(name: str) -> None:

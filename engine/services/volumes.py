@@ -256,14 +256,6 @@ def _path_error(exc: OSError, volume: str, shown: str) -> Exception:
     return RuntimeFailure(f"cannot open {shown} in volume {volume}: {exc.strerror}")
 
 
-def _display(name: str) -> tuple[str, bool]:
-    raw = os.fsencode(name)
-    try:
-        return raw.decode("utf-8"), True
-    except UnicodeDecodeError:
-        return raw.decode("utf-8", "replace"), False
-
-
 def browse(name: str, relpath: str = "") -> list[Entry]:
     """List the directory `relpath` inside volume `name`: directories first, then by name.
 
@@ -294,21 +286,15 @@ def browse(name: str, relpath: str = "") -> list[Entry]:
 
 
 def _entry(raw_name: str, st: os.stat_result, dir_fd: int) -> Entry:
-    name, navigable = _display(raw_name)
+    name, navigable = fsops.display_name(raw_name)
     mode = st.st_mode
+    kind = fsops.kind_of(mode)
     target = ""
-    if stat_mod.S_ISDIR(mode):
-        kind = "dir"
-    elif stat_mod.S_ISREG(mode):
-        kind = "file"
-    elif stat_mod.S_ISLNK(mode):
-        kind = "symlink"
+    if kind == "symlink":
         try:
             target = os.fsencode(os.readlink(raw_name, dir_fd=dir_fd)).decode("utf-8", "replace")
         except OSError:
             target = "?"
-    else:
-        kind = "other"
     return Entry(
         name=name,
         kind=kind,
@@ -349,15 +335,7 @@ def read_file(name: str, relpath: str, limit: int = 64 * 1024) -> bytes:
     try:
         if not stat_mod.S_ISREG(os.fstat(file_fd).st_mode):
             raise InvalidArgument(f"{relpath} is not a regular file")
-        chunks: list[bytes] = []
-        left = max(0, limit)
-        while left > 0:
-            chunk = os.read(file_fd, min(left, 1 << 16))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
+        return fsops.read_at_most(file_fd, limit)
     except OSError as exc:
         raise RuntimeFailure(f"cannot read {relpath} in volume {name}: {exc.strerror}") from exc
     finally:

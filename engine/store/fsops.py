@@ -8,7 +8,9 @@ plain ``OSError``; callers translate it into engine errors with the entry or pat
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import functools
 import os
 import stat
 from collections.abc import Iterable
@@ -17,6 +19,7 @@ from pathlib import Path
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # Deeper than this, remove_tree moves a subtree up instead of holding one more descriptor.
 _MAX_HELD_FDS = 256
+_RENAME_EXCHANGE = 2  # renameat2(2) flag
 
 
 def open_dir(path: Path | str) -> int:
@@ -27,6 +30,39 @@ def open_dir(path: Path | str) -> int:
 def open_dir_at(dir_fd: int, name: str) -> int:
     """Open the subdirectory ``name`` of ``dir_fd``; ELOOP/ENOTDIR if it is a symlink or not a dir."""
     return os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+
+
+def kind_of(mode: int) -> str:
+    """The kind a file browser shows for ``st_mode``: dir, file, symlink or other."""
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    return "other"
+
+
+def display_name(name: str) -> tuple[str, bool]:
+    """``name`` as text, and whether it round-trips (a name that is not UTF-8 cannot be navigated to)."""
+    raw = os.fsencode(name)
+    try:
+        return raw.decode("utf-8"), True
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace"), False
+
+
+def read_at_most(fd: int, limit: int) -> bytes:
+    """Read from ``fd`` until end of file or ``limit`` bytes, whichever comes first."""
+    chunks: list[bytes] = []
+    left = max(0, limit)
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 16))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def open_beneath(root_fd: int, components: Iterable[str]) -> int:
@@ -223,3 +259,30 @@ def tree_size(path: Path | str) -> int:
         for fd in stack:
             os.close(fd)
     return total
+
+
+@functools.cache
+def _renameat2() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    try:
+        func = ctypes.CDLL(None, use_errno=True).renameat2
+    except AttributeError:
+        return None
+    func.restype = ctypes.c_int
+    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return func
+
+
+def exchange_at(parent: int, a: str, b: str) -> None:
+    """Swap the names ``a`` and ``b`` in ``parent`` atomically (two renames where the kernel or file
+    system cannot exchange: a container starting in between would find no ``b``)."""
+    func = _renameat2()
+    if func is not None:
+        if func(parent, os.fsencode(a), parent, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS):
+            raise OSError(code, os.strerror(code), b)
+    aside = f"{a}.old"
+    os.rename(b, aside, src_dir_fd=parent, dst_dir_fd=parent)
+    os.rename(a, b, src_dir_fd=parent, dst_dir_fd=parent)
+    os.rename(aside, a, src_dir_fd=parent, dst_dir_fd=parent)

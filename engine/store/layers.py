@@ -12,6 +12,9 @@ OCI/Docker whiteouts become overlayfs whiteouts: ``.wh.NAME`` becomes a 0/0 char
 
 The stream is read once: the raw bytes are hashed (blob digest) and optionally teed into a
 ``BlobWriter``, and the uncompressed bytes are hashed (diff ID), in the same pass.
+
+Over 400 lines because _Extractor is one state machine over the tar stream (hard links, whiteouts, opaque
+dirs, deferred directory times) whose checks only hold together.
 """
 
 from __future__ import annotations
@@ -145,9 +148,6 @@ def unpack(
     extractor = _Extractor(root_fd, decoded, limits, reserve=reserve)
     try:
         extractor.run()
-        decoded.drain()
-    except RecursionError:
-        raise UnsafeArchive("tar archive chains too many extended headers") from None
     finally:
         decoded.close()
         extractor.close()
@@ -228,6 +228,18 @@ class _Extractor:
 
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> None:
+        """Create every entry, then read the stream to its end (its digests must cover all of it).
+
+        Raise UnsafeArchive for a chain of extended headers too deep for tarfile, besides the errors
+        of each entry.
+        """
+        try:
+            self._extract_entries()
+            self.src.drain()
+        except RecursionError:
+            raise UnsafeArchive("tar archive chains too many extended headers") from None
+
+    def _extract_entries(self) -> None:
         try:
             # Not stream mode ("r|"): its _Stream re-buffers and copies every read. DecodedStream is
             # already a stream with forward-only seek, which is all tarfile's "r:" mode needs.

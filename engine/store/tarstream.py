@@ -295,9 +295,6 @@ def extract_into(
     )
     try:
         extractor.run()
-        decoded.drain()
-    except RecursionError:
-        raise UnsafeArchive("tar archive chains too many extended headers") from None
     finally:
         decoded.close()
         extractor.close()

@@ -386,7 +386,7 @@ def test_docker_py_exec_run_demuxes_and_half_closes(api: ApiServer) -> None:
 
 
 def test_detach_matcher_holds_a_prefix_and_finds_the_sequence_across_reads() -> None:
-    from engine.api.attach import DetachMatcher, parse_detach_keys
+    from engine.api.hijack import DetachMatcher, parse_detach_keys
 
     matcher = DetachMatcher(parse_detach_keys("ctrl-p,ctrl-q"))
     assert matcher.feed(b"ls\x10") == b"ls"  # ctrl-p held: it may start the sequence
