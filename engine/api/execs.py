@@ -42,7 +42,14 @@ from engine.api.hijack import (
 )
 from engine.api.http import ApiError, Hijack, Request, Response
 from engine.api.router import route
-from engine.errors import EngineError, InvalidArgument, InvalidState, NotFound, PermissionDenied
+from engine.errors import (
+    CommandNotRunnable,
+    EngineError,
+    InvalidArgument,
+    InvalidState,
+    NotFound,
+    PermissionDenied,
+)
 from engine.models import Container, ContainerState
 from engine.services import containerinfo, execs
 
@@ -250,10 +257,11 @@ def _open(instance: _Exec, exec_request: execs.ExecRequest) -> execs.Terminal:
     """Start the process; a failure is recorded as Docker does (127 not found, 126 otherwise)."""
     try:
         terminal = execs.open_session(instance.container_id, exec_request, session_id=instance.id)
-    except EngineError as exc:
-        text = str(exc).lower()
-        missing = "not found" in text or "no such file" in text
-        _end(instance, 127 if missing else 126)
+    except CommandNotRunnable as exc:
+        _end(instance, exc.exit_status)
+        raise
+    except EngineError:
+        _end(instance, 126)
         raise
     instance.terminal = terminal
     instance.pid = terminal.pid

@@ -183,16 +183,24 @@ def create_failure(container_id: str, text: str, argv: list[str]) -> RuntimeFail
     """
     marker = "unable to start container process: "
     reason = (text.split(marker, 1)[1] if marker in text else text).strip().rstrip('"').strip()
-    lowered = text.lower()
-    status = None
-    if "executable file not found" in lowered or "no such file or directory" in lowered:
-        status = 127
-    elif "permission denied" in lowered or "is a directory" in lowered:
-        status = 126
+    status = not_runnable_status(text)
     message = f"creating container {container_id} failed: {text}"
     if status is None:
         return RuntimeFailure(message, argv=argv, stderr=text)
     return CommandNotRunnable(message, reason=reason, exit_status=status, argv=argv, stderr=text)
+
+
+def not_runnable_status(text: str) -> int | None:
+    """Docker's exit status for the runtime's report that a command cannot run (pure), else None.
+
+    127: the command is not there; 126: it is there but cannot be executed.
+    """
+    lowered = text.lower()
+    if "executable file not found" in lowered or "no such file or directory" in lowered:
+        return 127
+    if "permission denied" in lowered or "is a directory" in lowered:
+        return 126
+    return None
 
 
 def _read_sync(fd: int, timeout: float) -> dict | None:

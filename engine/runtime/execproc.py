@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.errors import RuntimeFailure
+from engine.errors import CommandNotRunnable, RuntimeFailure
 from engine.runtime import conmon
 from engine.runtime import runc as runc_mod
 
@@ -97,11 +97,11 @@ def start_with_terminal(
                 master = console.receive(timeout=10)
             except RuntimeFailure:
                 _, err = proc.communicate(timeout=10)
-                raise RuntimeFailure(_reason(err.decode(errors="replace"))) from None
+                raise _failure(err.decode(errors="replace")) from None
             _, err = proc.communicate(timeout=10)
             if proc.returncode != 0:
                 os.close(master)
-                raise RuntimeFailure(_reason(err.decode(errors="replace")))
+                raise _failure(err.decode(errors="replace"))
         terminal.master_fd = master
         terminal.pid = _read_pid(pid_file)
     finally:
@@ -150,11 +150,11 @@ def start_piped(
         for fd in theirs:
             os.close(fd)
         theirs.clear()
-        reason = _reason(drain(ours[-1]).decode(errors="replace"))
+        failure = _failure(drain(ours[-1]).decode(errors="replace"))
         for fd in ours:
             os.close(fd)
         ours.clear()
-        raise RuntimeFailure(reason) from None
+        raise failure from None
     except BaseException:
         for fd in ours:
             os.close(fd)
@@ -168,6 +168,15 @@ def start_piped(
     terminal.stdin_fd = ours[0] if interactive else -1
     terminal.stdout_fd, terminal.stderr_fd = ours[-2], ours[-1]
     _watch(terminal)
+
+
+def _failure(stderr: str) -> RuntimeFailure:
+    """The typed error for runc's report on an exec that did not start (parsed here, once)."""
+    reason = _reason(stderr)
+    status = conmon.not_runnable_status(reason)
+    if status is None:
+        return RuntimeFailure(reason, stderr=stderr)
+    return CommandNotRunnable(reason, reason=reason, exit_status=status, stderr=stderr)
 
 
 def _reason(stderr: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from django.utils import timezone
 
 from engine import conf, events
-from engine.errors import InvalidArgument, RuntimeFailure
+from engine.errors import CommandNotRunnable, InvalidArgument, RuntimeFailure
 from engine.models import Container, ExecSession
 from engine.runtime import execproc, spec, users
 from engine.runtime.execproc import Terminal
@@ -219,6 +219,10 @@ def open_session(ref: str, request: ExecRequest, *, session_id: str | None = Non
                 interactive=request.interactive,
                 adoption_lock=bundle.ADOPTION_LOCK,
             )
+    except CommandNotRunnable as exc:
+        raise CommandNotRunnable(
+            f"exec in {container.name} failed: {exc}", reason=exc.reason, exit_status=exc.exit_status
+        ) from None
     except RuntimeFailure as exc:
         raise RuntimeFailure(f"exec in {container.name} failed: {exc}") from None
     finally:

@@ -210,7 +210,9 @@ def _anonymous(mount: Mount) -> bool:
 def _mount_request(mount: Mount) -> opts.MountRequest:
     if mount.kind == Mount.Kind.VOLUME:
         source = "" if _anonymous(mount) else mount.source
-        return opts.MountRequest("volume", mount.destination, source, mount.read_only)
+        # A volume the user asked not to fill must stay unfilled in the recreated container too.
+        nocopy = (("nocopy", "true"),) if (mount.options or {}).get("copy_up") is False else ()
+        return opts.MountRequest("volume", mount.destination, source, mount.read_only, nocopy)
     options = tuple((str(k), str(v)) for k, v in (mount.options or {}).items())
     if mount.kind == Mount.Kind.BIND:
         options = ()

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
 from tests.conftest import BerthCLI
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.root
-
-
-def _wait(predicate, timeout: float = 20.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(0.05)
 
 
 def _top_cmds(berth_cli: BerthCLI, name: str) -> list[str]:
@@ -31,14 +22,22 @@ def test_a_background_process_of_an_exec_outlives_the_exec(berth_cli: BerthCLI) 
     out = berth_cli.ok("exec", "bg", "sh", "-c", "sleep 1000 & echo started")
     assert out.strip() == "started"
     # Docker leaves it running under the container's init once the exec's shell has exited.
-    assert _wait(lambda: "sleep 1000" in _top_cmds(berth_cli, "bg"), 5)
+    wait_until(
+        lambda: "sleep 1000" in _top_cmds(berth_cli, "bg"),
+        timeout=5,
+        what="the exec's background sleep in top",
+    )
     pids = [
         int(line.split()[1]) for line in berth_cli.ok("top", "bg").splitlines()[1:] if "sleep 1000" in line
     ]
     assert pids and os.path.exists(f"/proc/{pids[0]}")
     berth_cli.ok("rm", "-f", "bg")
     # Removing the container kills it too: no process of the container is left on the host.
-    assert _wait(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in pids), 10)
+    wait_until(
+        lambda: not any(os.path.exists(f"/proc/{pid}") for pid in pids),
+        timeout=10,
+        what="the container's processes to be gone",
+    )
 
 
 def test_top_lists_every_process_of_the_container(berth_cli: BerthCLI) -> None:
@@ -47,7 +46,11 @@ def test_top_lists_every_process_of_the_container(berth_cli: BerthCLI) -> None:
     )
     out = berth_cli.ok("top", "many").splitlines()
     assert out[0].split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
-    assert _wait(lambda: {"sleep 1000", "sleep 1001", "sleep 1002"} <= set(_top_cmds(berth_cli, "many")))
+    wait_until(
+        lambda: {"sleep 1000", "sleep 1001", "sleep 1002"} <= set(_top_cmds(berth_cli, "many")),
+        timeout=20,
+        what="all three sleeps in top",
+    )
     # The two background sleeps are children of the container's PID 1 (sleep 1002 after exec).
     rows = {line.split(None, 7)[-1]: line.split() for line in berth_cli.ok("top", "many").splitlines()[1:]}
     init_pid = rows["sleep 1002"][1]
@@ -57,17 +60,27 @@ def test_top_lists_every_process_of_the_container(berth_cli: BerthCLI) -> None:
 def test_top_shows_a_zombie_as_defunct(berth_cli: BerthCLI) -> None:
     # `sleep 0` exits at once, and its parent (exec'd into sleep 1000) never reaps it.
     berth_cli.ok("run", "-d", "--name", "zed", "busybox", "sh", "-c", "sleep 0 & exec sleep 1000")
-    assert _wait(lambda: "[sleep] <defunct>" in _top_cmds(berth_cli, "zed"))
+    wait_until(
+        lambda: "[sleep] <defunct>" in _top_cmds(berth_cli, "zed"), timeout=20, what="the zombie in top"
+    )
     assert "sleep 1000" in _top_cmds(berth_cli, "zed")  # its parent, alive beside it
 
 
 def test_stop_kills_what_an_exec_left_in_the_background(berth_cli: BerthCLI) -> None:
     berth_cli.ok("run", "-d", "--name", "bg2", "busybox", "sleep", "3600")
     berth_cli.ok("exec", "bg2", "sh", "-c", "sleep 1001 & echo started")
-    assert _wait(lambda: "sleep 1001" in _top_cmds(berth_cli, "bg2"), 5)
+    wait_until(
+        lambda: "sleep 1001" in _top_cmds(berth_cli, "bg2"),
+        timeout=5,
+        what="the exec's background sleep in top",
+    )
     pids = [int(line.split()[1]) for line in berth_cli.ok("top", "bg2").splitlines()[1:]]
     berth_cli.ok("stop", "-t", "1", "bg2")
-    assert _wait(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in pids), 10)
+    wait_until(
+        lambda: not any(os.path.exists(f"/proc/{pid}") for pid in pids),
+        timeout=10,
+        what="the container's processes to be gone",
+    )
 
 
 # -- finding 8: logs rotate without the web server -------------------------------------------------
@@ -94,7 +107,11 @@ def test_logs_rotate_without_the_web_server(berth_cli: BerthCLI) -> None:
     cid = berth_cli.inspect("flood")["Id"]
     log = berth_cli.root / "containers" / cid / "ctr.log"
     # "done" may already sit in a rotated file: look in all of them.
-    assert _wait(lambda: any(b" done\n" in f.read_bytes() for f in log.parent.glob("ctr.log*")), 120)
+    wait_until(
+        lambda: any(b" done\n" in f.read_bytes() for f in log.parent.glob("ctr.log*")),
+        timeout=120,
+        what="the last line in the rotated logs",
+    )
     # Rotated before any `berth logs` (which also rotates) ran: the keeper did it, no server is up.
     assert (log.parent / "ctr.log.1").exists() and (log.parent / "ctr.log.2").exists()
     assert not (log.parent / "ctr.log.3").exists()
@@ -109,7 +126,11 @@ def test_logs_rotate_without_the_web_server(berth_cli: BerthCLI) -> None:
     assert (keeper_dir / f"{cid}.json").exists()
     berth_cli.ok("rm", "-f", "flood")
     # The keeper forgets the container and exits once it has nothing left to watch.
-    assert _wait(lambda: not (keeper_dir / f"{cid}.json").exists())
+    wait_until(
+        lambda: not (keeper_dir / f"{cid}.json").exists(),
+        timeout=20,
+        what="the keeper to forget the container",
+    )
 
 
 # -- house item: a service stop leaves containers running ------------------------------------------
@@ -125,7 +146,7 @@ def test_sigterm_to_the_api_server_leaves_a_container_running(berth_cli: BerthCL
         "serve-api", "--socket", str(sock), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
-        assert _wait(sock.exists, 60), "the API server did not start"
+        wait_until(sock.exists, timeout=60, what="the API socket")
         # Started through the server, so conmon is the server's descendant (and, under systemd, in
         # its cgroup): what KillMode=process protects.
         client = socket.socket(socket.AF_UNIX)

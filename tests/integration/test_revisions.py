@@ -173,6 +173,24 @@ def test_an_edit_that_changes_nothing_is_refused(seeded: None, names: dict[str, 
     assert Container.objects.get(name=names["c"]).id == container.id
 
 
+def test_an_edit_keeps_nocopy_so_a_still_empty_volume_stays_empty(
+    seeded: None,  # noqa: F811
+    names: dict[str, str],
+) -> None:
+    from engine.services import lifecycle, revisions
+
+    # busybox has /var/spool: a volume on /var would get it at the first start without nocopy.
+    mount = opts.MountRequest("volume", "/var", names["vol"], False, (("nocopy", "true"),))
+    container = run(names["c"], mounts=(mount,), env=("A=1",))
+    assert not any(volume_dir(names["vol"]).iterdir())
+    spec = revisions.spec_of(container)
+    assert spec.mounts[0].options == (("nocopy", "true"),)
+    recreated = revisions.recreate(names["c"], dataclasses.replace(spec, env=("A=2",)))
+    assert recreated.state == "running"
+    assert not any(volume_dir(names["vol"]).iterdir())
+    lifecycle.remove(recreated.id, force=True)
+
+
 # -- CLI ---------------------------------------------------------------------------------------
 
 
