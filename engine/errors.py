@@ -84,7 +84,19 @@ class DigestMismatch(InvalidArgument):
 
 
 class UnsafeArchive(InvalidArgument):
-    """An archive or layer tried to escape its directory or exceeded a cap."""
+    """An archive or layer tried to escape its directory or exceeded a cap.
+
+    `entry` is the member's name when the message already names it (so callers do not name it twice).
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, entry: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.entry = entry
+
+    @classmethod
+    def at(cls, entry: str, reason: str) -> UnsafeArchive:
+        """The error for one member: "tar entry 'name': reason"."""
+        return cls(f"tar entry {entry!r}: {reason}", entry=entry)
 
 
 class UnsafeRootfs(InvalidArgument):

@@ -356,7 +356,7 @@ def _relative_only(name: str) -> str:
     # Image layers resolve "/x" inside the layer, as Docker does; a backup of a volume has no
     # reason to hold an absolute name, so one is refused rather than quietly re-rooted.
     if name.startswith("/"):
-        raise UnsafeArchive(f"tar entry {name!r}: absolute names are not allowed in a volume backup")
+        raise UnsafeArchive.at(name, "absolute names are not allowed in a volume backup")
     return name
 
 

@@ -89,19 +89,19 @@ def split_entry_name(name: str, limits: Limits = Limits()) -> tuple[str, ...]:
     An empty tuple means the layer root itself.
     """
     if "\x00" in name:
-        raise UnsafeArchive(f"tar entry {name!r}: name contains a NUL byte")
+        raise UnsafeArchive.at(name, "name contains a NUL byte")
     # UTF-8 needs at most 4 bytes a character (1 for surrogate-escaped bytes): encode only when
     # the short cut cannot decide. This runs once per entry, so it is worth keeping cheap.
     if len(name) * 4 > limits.max_name and len(os.fsencode(name)) > limits.max_name:
-        raise UnsafeArchive(f"tar entry {name[:100]!r}…: name longer than {limits.max_name} bytes")
+        raise UnsafeArchive.at(f"{name[:100]}…", f"name longer than {limits.max_name} bytes")
     parts = tuple(part for part in name.split("/") if part and part != ".")
     if ".." in parts:
-        raise UnsafeArchive(f"tar entry {name!r}: '..' would leave the layer directory")
+        raise UnsafeArchive.at(name, "'..' would leave the layer directory")
     if len(parts) > limits.max_depth:
-        raise UnsafeArchive(f"tar entry {name[:100]!r}…: deeper than {limits.max_depth} levels")
+        raise UnsafeArchive.at(f"{name[:100]}…", f"deeper than {limits.max_depth} levels")
     for part in parts:
         if len(part) * 4 > NAME_MAX and len(os.fsencode(part)) > NAME_MAX:
-            raise UnsafeArchive(f"tar entry {name[:100]!r}…: a component is longer than {NAME_MAX} bytes")
+            raise UnsafeArchive.at(f"{name[:100]}…", f"a component is longer than {NAME_MAX} bytes")
     return parts
 
 
@@ -262,13 +262,13 @@ class _Extractor:
             try:
                 self.entry(info)
             except UnsafeArchive as exc:
-                if exc.message.startswith("tar entry "):
+                if exc.entry is not None:
                     raise
-                raise UnsafeArchive(f"tar entry {info.name!r}: {exc.message}") from None
+                raise UnsafeArchive.at(info.name, exc.message) from None
             except EngineError:
                 raise
             except ValueError as exc:
-                raise UnsafeArchive(f"tar entry {info.name!r}: {exc}") from None
+                raise UnsafeArchive.at(info.name, str(exc)) from None
             except OSError as exc:
                 raise _translate(info.name, exc) from exc
         last = self.src.last_read
