@@ -27,6 +27,7 @@ from engine.dockerfile import ignore
 from engine.errors import DockerfileError, InvalidArgument, RuntimeFailure
 from engine.store import fsops, layerdiff
 from engine.store import layers as layer_store
+from engine.store.diskspace import Reserve
 
 MAX_SYMLINKS = 40  # as the kernel's MAXSYMLINKS
 MAX_DEPTH = 256
@@ -306,8 +307,10 @@ def read_dockerfile(tree: SourceTree, name: str) -> str:
     raise InvalidArgument(f"cannot locate the Dockerfile {name!r} in the build context")
 
 
-def unpack_tar(stream: BinaryIO, dest: Path) -> None:
+def unpack_tar(stream: BinaryIO, dest: Path, *, reserve: Reserve | None = None) -> None:
     """Unpack a tar build context (plain or gzip/bzip2/xz) into the empty directory `dest`.
+
+    `reserve` is the free space the unpacking must leave (DiskFull when it would not).
 
     Names are cleaned as Docker does (`../foo` and `/bar` land at `foo` and `bar`), then the stream
     goes through the engine's hostile-tar extractor, which refuses devices and writes through symlinks.
@@ -338,7 +341,7 @@ def unpack_tar(stream: BinaryIO, dest: Path) -> None:
                 raise InvalidArgument(f"invalid build context archive: {exc}") from None
 
     with layerdiff.TarPipe(rewrite) as piped:
-        layer_store.unpack(piped, dest)
+        layer_store.unpack(piped, dest, reserve=reserve)
 
 
 def _clean(name: str) -> str:

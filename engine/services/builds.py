@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from engine import events
+from engine import conf, events
 from engine.dockerfile import context
 from engine.dockerfile import parser as dockerfile_parser
 from engine.errors import BadReference, InvalidArgument
@@ -122,7 +122,7 @@ def _open(source: Path | str | BinaryIO, stack: ExitStack) -> context.SourceTree
     scratch = stack.enter_context(steps.temp_dir("ctx-"))
     root = scratch / "context"
     root.mkdir(mode=0o755)
-    context.unpack_tar(source, root)
+    context.unpack_tar(source, root, reserve=conf.disk_reserve())
     return context.open_context(root)
 
 

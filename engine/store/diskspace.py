@@ -2,9 +2,10 @@
 
 A writer (a blob, a layer being unpacked, a volume restore, a copy into a container) makes one
 `Reserve` for the file system it writes to and calls ``written(n)`` as it streams. The reserve asks
-the kernel for free space (one ``statvfs``) at the start and then only every `CHECK_EVERY` bytes,
-so the check costs nothing measurable next to the writes; when free space drops below the reserve
-it raises `DiskFull`, and the writer removes its partial work as on any other error.
+the kernel for free space (one ``statvfs``) at the start and then every `CHECK_EVERY` bytes, more
+often as it nears the reserve, so the check costs nothing measurable next to the writes; when free
+space drops below the reserve it raises `DiskFull`, and the writer removes its partial work as on any
+other error.
 
 The same module turns the raw forms of a full disk (``ENOSPC`` from any write, SQLite's "database
 or disk is full") into `DiskFull`, for the front ends' one error boundary each.
@@ -55,6 +56,7 @@ class Reserve:
         self._fd: int | None = None
         self._reserve = reserve
         self._every = max(1, every)
+        self._next = self._every  # bytes until the next statvfs; shrinks as the disk nears the reserve
         self._since = self._every  # the first write checks at once
 
     def free(self) -> tuple[int, int]:
@@ -71,7 +73,11 @@ class Reserve:
         """Raise `DiskFull` unless ``needed`` more bytes still leave the reserve free."""
         self._since = 0
         free, reserve = self.free()
-        if free - needed < reserve:
+        headroom = free - needed - reserve
+        # Far from the reserve, check every `every` bytes; near it, before half the headroom is used,
+        # so a fast writer cannot fill the disk between two checks however small the reserve is.
+        self._next = min(self._every, max(64 * 1024, headroom // 2))
+        if headroom < 0:
             raise DiskFull(
                 f"not enough disk space under {self.path}: {_size(free)} free, {_size(reserve)} reserved",
                 hint="free some space, e.g. with berth system prune, or lower BERTH_DISK_RESERVE",
@@ -94,7 +100,7 @@ class Reserve:
     def written(self, n: int) -> None:
         """Count ``n`` bytes written; statvfs and maybe raise `DiskFull` once every few MiB."""
         self._since += n
-        if self._since >= self._every:
+        if self._since >= self._next:
             self.check()
 
     def _existing_parent(self) -> Path:

@@ -378,3 +378,28 @@ def test_a_sparse_member_is_refused_after_writing_almost_nothing(
     assert disk.used() - used < 4 * MiB
     assert leftovers(cli.root) == []
     assert cli("image", "inspect", "sparse:1").returncode != 0
+
+
+def test_a_build_context_bomb_from_stdin_stops_at_the_reserve_and_leaves_nothing(
+    cli: BerthCLI, disk: SmallDisk, tmp_path: Path
+) -> None:
+    # 256 MiB of non-zero bytes in a small gzip tar, on a 128 MiB disk: only the reserve can stop it.
+    blob, _ = streamed_layer("big", 256 * MiB, b"B")
+    context = tmp_path / "ctx.tar.gz"
+    context.write_bytes(blob)
+    with context.open("rb") as stdin:
+        proc = subprocess.run(
+            [*cli.argv, "build", "-t", "ctxbomb:1", "-"],
+            env=cli.env,
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error: ")]
+    # The reserve stops it, not the kernel: "… free, 8 MiB reserved", never "No space left".
+    assert proc.returncode != 0 and len(errors) == 1 and "reserved" in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+    assert leftovers(cli.root) == []
+    assert disk.free() > 64 * MiB  # the unpacked part of the context is gone again
