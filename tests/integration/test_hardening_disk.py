@@ -27,6 +27,7 @@ import zstandard
 from engine.image import formats
 from engine.image.archivewriter import SaveImage, SaveLayer, write_archive
 from tests.conftest import TMP_PREFIX, BerthCLI, require, require_root, unmount_under
+from tests.integration.test_image_archives import tar_bytes
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -191,16 +192,6 @@ def save_archive(path: Path, tag: str, layers: list[tuple[bytes, str]], media: s
     return path
 
 
-def plain_tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def leftovers(root: Path) -> list[str]:
     """Partial work a writer left: temp blobs and layer dirs, spooled uploads, restore staging."""
     found = [str(p) for p in root.rglob(".tmp-*")]
@@ -243,7 +234,7 @@ def test_a_full_disk_fails_every_command_with_one_line_and_loses_nothing(
         tmp_path / "img.tar", "late:1", [layer], "application/vnd.docker.image.rootfs.diff.tar.gzip"
     )
     backup = tmp_path / "backup.tar"
-    backup.write_bytes(plain_tar({"f": os.urandom(2 * MiB)}))
+    backup.write_bytes(tar_bytes({"f": os.urandom(2 * MiB)}))
     context = tmp_path / "ctx"
     context.mkdir()
     (context / "Dockerfile").write_text("FROM busybox\nRUN dd if=/dev/urandom of=/big bs=64k count=4\n")

@@ -26,19 +26,9 @@ from engine.models import Image, Layer
 from engine.services import housekeeping, imagestore, imagetransfer, leftovers, staging, system
 from engine.store.digests import sha256_digest
 from tests.conftest import BerthCLI
+from tests.integration.test_image_archives import tar_bytes
 
 OLD = time.time() - 7 * 24 * 3600  # older than every safe age
-
-
-def tar_bytes(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def write_docker_archive(
