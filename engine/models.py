@@ -176,6 +176,9 @@ class Container(models.Model):
     ports = models.JSONField(
         default=list, blank=True, help_text="published ports in force while running (host ports resolved)"
     )
+    health = models.JSONField(
+        default=dict, blank=True, help_text="Docker's State.Health: Status, FailingStreak, Log (last 5 checks)"
+    )
 
     class Meta:
         ordering = ["-created"]
@@ -330,3 +333,102 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created"]
+
+
+class AlertRule(models.Model):
+    """What an admin wants to be told about: a condition, the containers it covers, where to send it."""
+
+    class Kind(models.TextChoices):
+        EXIT = "exit", "exits with a non-zero code or stops unexpectedly"
+        OOM = "oom", "is OOM-killed"
+        UNHEALTHY = "unhealthy", "becomes unhealthy"
+        RESTART_LOOP = "restart_loop", "restarts more than N times in M minutes"
+        CPU = "cpu", "stays above X % CPU for M minutes"
+        MEMORY = "memory", "stays above X % memory for M minutes"
+        DISK = "disk", "free disk under BERTH_ROOT below X %"
+
+    class Scope(models.TextChoices):
+        ALL = "all", "all containers"
+        LABEL = "label", "containers with a label"
+        NAME = "name", "one container, by name"
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.ALL)
+    scope_value = models.CharField(max_length=512, blank=True, help_text="key=value (label) or a container name")
+    threshold = models.FloatField(default=0, help_text="percent (cpu, memory, disk) or a count (restart_loop)")
+    minutes = models.PositiveIntegerField(default=5, help_text="how long (cpu, memory) or the window (restart_loop)")
+    notify_dashboard = models.BooleanField(default=True)
+    email_to = models.CharField(max_length=1000, blank=True, help_text="comma-separated addresses")
+    webhook_url = models.URLField(max_length=2000, blank=True)
+    webhook_secret = models.CharField(max_length=200, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Alert(models.Model):
+    """One firing of a rule for one subject (a container, or the host): opens once, resolves once."""
+
+    class State(models.TextChoices):
+        OPEN = "open"
+        RESOLVED = "resolved"
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
+    subject_type = models.CharField(max_length=16, default="container", help_text="container or host")
+    subject_id = models.CharField(max_length=64, blank=True)
+    subject_name = models.CharField(max_length=255, blank=True)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.OPEN, db_index=True)
+    message = models.TextField(blank=True)
+    opened = models.DateTimeField(default=timezone.now, db_index=True)
+    resolved = models.DateTimeField(null=True, blank=True)
+    seen = models.BooleanField(default=False, help_text="read in the dashboard (the bell counts unseen ones)")
+
+    class Meta:
+        ordering = ["-opened", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "subject_type", "subject_id"],
+                condition=models.Q(state="open"),
+                name="alert_open_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule.name}: {self.subject_name or self.subject_type} ({self.state})"
+
+
+class AlertDelivery(models.Model):
+    """An outgoing notification (webhook or e-mail) with its retries: the outbox the monitor drains."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=8, help_text="webhook or email")
+    transition = models.CharField(max_length=8, help_text="open or resolve")
+    target = models.CharField(max_length=2000)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    sent = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["next_attempt", "id"]
+
+
+class MonitorState(models.Model):
+    """Small named values the monitor keeps across restarts (e.g. the last event it evaluated)."""
+
+    key = models.CharField(max_length=64, primary_key=True)
+    value = models.JSONField(default=dict, blank=True)
