@@ -20,6 +20,7 @@ from typing import Any
 
 from django import forms
 
+from dashboard import forms_health
 from engine.errors import EngineError, ImageNotFound, InvalidArgument
 from engine.services import options as opts
 
@@ -57,6 +58,7 @@ _ERROR_FIELDS: tuple[tuple[str, str], ...] = (
     ("invalid port", "publish"),
     ("network", "network"),
     ("user", "user"),
+    ("healthcheck", "health_cmd"),
 )
 
 
@@ -72,7 +74,7 @@ def _is_default_network(value: str | None) -> bool:
     return (value or "").strip() in DEFAULT_NETWORKS
 
 
-class RunForm(forms.Form):
+class RunForm(forms_health.HealthFields):  # the "Health check" group's fields come from there
     # essentials
     image = forms.CharField(
         max_length=512,
@@ -320,6 +322,7 @@ class RunForm(forms.Form):
             cap_add=d["cap_add"],
             cap_drop=d["cap_drop"],
             read_only=d["read_only"],
+            **self.health_values(base),
         )
         if base is not None:
             return dataclasses.replace(base, **values)
@@ -406,6 +409,7 @@ def initial_from(options: opts.ContainerOptions) -> dict[str, Any]:
         "cap_add": " ".join(options.cap_add),
         "cap_drop": " ".join(options.cap_drop),
         "read_only": options.read_only,
+        **forms_health.initial(options),
     }
 
 
@@ -463,6 +467,7 @@ def cli_command(data: Any) -> str:
         argv += ["--cap-drop", cap]
     if get("read_only"):
         argv.append("--read-only")
+    argv += forms_health.cli_args(get)
     argv.append((get("image") or "").strip() or "IMAGE")
     command = (get("command") or "").strip()
     line = shlex.join(argv)

@@ -53,15 +53,19 @@ def _publish(ids: list[int]) -> None:
 
 
 def _maintain() -> None:
-    from engine.services import supervision
+    from engine.services import metrics, monitor, supervision
 
     supervision.maintain()
+    monitor.ensure_running_quietly()  # a monitor that crashed comes back
+    metrics.ensure_sampler()  # likewise the metrics sampler (host history is kept while a server is up)
 
 
 def startup() -> None:
     """Once per server start: fail interrupted jobs, reconcile containers (restart policies apply)."""
-    from engine.services import jobs, supervision, system
+    from engine.services import jobs, metrics, monitor, supervision, system
 
+    monitor.announce_server()  # health checks and alerts keep running while this server is up
+    metrics.ensure_sampler()
     warning = (system.info().get("runtime") or {}).get("warning")
     if warning:
         logger.warning("%s", warning)

@@ -56,6 +56,8 @@ ACTIONS: dict[str, str] = {
     "volume.remove": ADMIN,
     "volume.prune": ADMIN,
     "network.prune": ADMIN,
+    # Alert rules send mail and call webhooks from the server: admins set them, everyone reads them.
+    "alert.manage": ADMIN,
     "admin": ADMIN,
 }
 
@@ -158,6 +160,7 @@ _VERB = {
     "volume.remove": "removing volumes",
     "volume.prune": "pruning volumes",
     "network.prune": "pruning networks",
+    "alert.manage": "changing alert rules",
     "admin": "the admin panel",
 }
 

@@ -6,13 +6,16 @@ from django.urls import include, path
 
 from dashboard import (
     views,
+    views_alerts,
     views_build,
     views_container_io,
     views_containers,
     views_events,
     views_files,
+    views_health,
     views_images,
     views_jobs,
+    views_metrics,
     views_networks,
     views_revisions,
     views_run,
@@ -43,4 +46,7 @@ urlpatterns = [
     path("", include(views_events)),
     path("", include(views_jobs)),
     path("", include(views_files)),
+    path("", include(views_metrics)),
+    path("", include(views_health)),
+    path("", include(views_alerts)),
 ]

@@ -156,3 +156,41 @@ class ContainerRevisionAdmin(ReadOnlyAdmin):
     list_display = ("name", "number", "action", "actor", "created", "container_id")
     list_filter = ("action", "created")
     search_fields = ("name", "container_id", "actor", "lineage")
+
+
+@admin.register(models.AlertRule)
+class AlertRuleAdmin(ServiceDeleteAdmin):
+    list_display = ("name", "kind", "scope", "scope_value", "threshold", "minutes", "enabled", "created_by")
+    list_filter = ("kind", "enabled")
+    search_fields = ("name", "scope_value")
+    exclude = ("webhook_secret",)
+
+    def service_delete(self, obj: object) -> None:
+        from engine.services import alerts
+
+        alerts.delete_rule(obj.pk)  # type: ignore[attr-defined]
+
+    def get_deleted_objects(self, objs, request):  # type: ignore[no-untyped-def]
+        # A rule's alerts and deliveries (read-only here) go with it, through the service.
+        deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), protected
+
+    def delete_model(self, request: HttpRequest, obj: object) -> None:
+        from engine import events
+
+        with events.acting_as(request.user.get_username()):  # the rule's delete event names the admin
+            super().delete_model(request, obj)
+
+
+@admin.register(models.Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = ("id", "rule", "subject_type", "subject_name", "state", "opened", "resolved", "seen")
+    list_filter = ("state", "seen", "rule__kind")
+    search_fields = ("rule__name", "subject_name", "subject_id", "message")
+
+
+@admin.register(models.AlertDelivery)
+class AlertDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ("id", "alert", "channel", "transition", "state", "attempts", "next_attempt", "sent")
+    list_filter = ("channel", "state", "transition")
+    search_fields = ("target", "last_error")

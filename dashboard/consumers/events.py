@@ -41,6 +41,9 @@ def _describe(event_id: int) -> dict[str, Any] | None:
         "object_name": event.object_name,
         "result": event.result,
     }
+    if event.object_type == "alert" or event.action == "health_status":
+        # The bell shows attributes.unseen; a health chip could use attributes.status.
+        data["attributes"] = event.attributes
     if event.object_type == "container" and event.object_id:
         container = Container.objects.filter(pk=event.object_id).only("state", "exit_code").first()
         data["state"] = container.state if container else "removed"

@@ -82,6 +82,7 @@ NAV_ITEMS: tuple[tuple[str, str, str, bool], ...] = (
     ("volumes", "Volumes", "i-volumes", False),
     ("networks", "Networks", "i-networks", True),
     ("events", "Events", "i-events", False),
+    ("alerts", "Alerts", "i-alerts", True),
 )
 
 

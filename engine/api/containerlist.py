@@ -16,10 +16,10 @@ from engine.api.http import Request, Response
 from engine.api.router import route
 from engine.errors import ContainerNotFound, InvalidArgument
 from engine.models import Container
-from engine.services import bundle, containers, lifecycle, netsetup, volumes
+from engine.services import bundle, containers, healthconfig, lifecycle, netsetup, volumes
 
 # Filters the containers service applies itself; the rest are applied here.
-SERVICE_FILTERS = ("status", "label", "ancestor", "id", "exited")
+SERVICE_FILTERS = ("status", "label", "ancestor", "id", "exited", "health")
 LIST_FILTERS = (
     *SERVICE_FILTERS,
     "name",
@@ -29,7 +29,6 @@ LIST_FILTERS = (
     "volume",
     "publish",
     "expose",
-    "health",
     "is-task",
     "isolation",
 )
@@ -77,10 +76,6 @@ def _apply_filters(rows: list[Container], filters: dict[str, list[str]]) -> list
         for value in filters.get(key, []):
             wanted = _port_filter(key, value)
             rows = [c for c in rows if wanted & _port_keys(c, published=key == "publish")]
-    for value in filters.get("health", []):
-        if value not in ("starting", "healthy", "unhealthy", "none"):
-            raise InvalidArgument(f"invalid filter 'health={value}'")
-        rows = rows if value == "none" else []  # no container has a health check yet
     for value in filters.get("is-task", []):
         if value not in ("true", "false"):
             raise InvalidArgument(f"invalid filter 'is-task={value}'")
@@ -157,7 +152,8 @@ def list_entry(c: Container, *, size: bool = False) -> dict[str, Any]:
             finished_at=c.finished_at,
             exit_code=c.exit_code,
             now=timezone.now(),
-        ),
+        )
+        + healthconfig.status_suffix(c),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "bridge"},
         "NetworkSettings": {"Networks": netsetup.container_networks(c)},
         "Mounts": mounts(c),

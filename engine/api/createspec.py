@@ -13,6 +13,7 @@ from typing import Any
 
 from engine.api.fields import Fields, wrong
 from engine.errors import InvalidArgument
+from engine.services import healthoptions
 from engine.services import options as opts
 
 # Docker log drivers whose size caps map onto the engine's own capped log file.
@@ -59,7 +60,6 @@ def parse_create(body: dict[str, Any], *, name: str | None = None) -> CreateSpec
     image = config.string("Image")
     if not image:
         raise InvalidArgument("config.Image is required: name the image to create the container from")
-    config.mapping("Healthcheck")  # accepted (type-checked) and not acted on yet
     _refuse_unsupported(host)
 
     mounts = _mounts(config, host)
@@ -113,8 +113,23 @@ def parse_create(body: dict[str, Any], *, name: str | None = None) -> CreateSpec
         log_max_file=log_files,
         no_new_privileges=no_new_privileges,
         seccomp_unconfined=seccomp_unconfined,
+        **_healthcheck(config.child("Healthcheck")),
     )
     return CreateSpec(options=options, extra_networks=tuple(extra))
+
+
+def _healthcheck(health: Fields) -> dict[str, Any]:
+    """Config.Healthcheck → ContainerOptions' health fields (zero or empty = the image's value, as Docker)."""
+    test = health.strings("Test")
+    healthoptions.check_test(test, health.name("Test"))
+    values: dict[str, Any] = {"health_test": tuple(test) if test else None}
+    for field, key in healthoptions.DURATION_FIELDS:
+        values[field] = healthoptions.check_duration(health.integer(key) or 0, health.name(key)) or None
+    retries = health.integer("Retries") or 0
+    if retries < 0:
+        raise InvalidArgument(f"{health.name('Retries')} cannot be negative")
+    values["health_retries"] = retries or None
+    return values
 
 
 def _tuple_or_none(value: list[str] | None) -> tuple[str, ...] | None:

@@ -15,7 +15,7 @@ from engine.cli.args import for_each, group, parse_labels, report_error
 from engine.cli.thinformat import env_values
 from engine.errors import CommandNotRunnable, ContainerNotFound, EngineError, InvalidArgument
 from engine.models import Container, ContainerState
-from engine.services import containers, execs, lifecycle, supervision
+from engine.services import containers, execs, healthoptions, lifecycle, supervision
 from engine.services import options as opts
 
 LIFECYCLE_VERBS = ("start", "stop", "restart", "kill", "pause", "unpause", "rm", "rename", "wait")
@@ -125,6 +125,14 @@ def _create_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-P", "--publish-all", action="store_true")
     p.add_argument("--log-opt", action="append", default=[])
     p.add_argument("--security-opt", action="append", default=[])
+    p.add_argument("--health-cmd", help="command to run to check health")
+    p.add_argument("--health-interval", help="time between checks (e.g. 30s, 1m30s)")
+    p.add_argument("--health-timeout", help="longest time a check may take")
+    p.add_argument("--health-start-period", help="time to start before failed checks count")
+    p.add_argument("--health-start-interval", help="time between checks during the start period")
+    p.add_argument("--health-retries", type=int, help="consecutive failures before unhealthy")
+    p.add_argument("--health-on-failure", help="none, kill, restart or stop when unhealthy")
+    p.add_argument("--no-healthcheck", action="store_true", help="disable the image's HEALTHCHECK")
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
 
@@ -197,6 +205,16 @@ def options_from_args(args: argparse.Namespace) -> opts.ContainerOptions:
         log_max_file=int(log["max-file"]) if "max-file" in log else None,
         no_new_privileges=nnp,
         seccomp_unconfined=seccomp_unconfined,
+        **healthoptions.from_flags(
+            cmd=args.health_cmd,
+            interval=args.health_interval,
+            timeout=args.health_timeout,
+            start_period=args.health_start_period,
+            start_interval=args.health_start_interval,
+            retries=args.health_retries,
+            disabled=args.no_healthcheck,
+            on_failure=args.health_on_failure,
+        ),
     )
 
 

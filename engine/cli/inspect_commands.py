@@ -10,11 +10,11 @@ import sys
 import threading
 import time
 
-from engine.cli import render
+from engine.cli import render, stats_history
 from engine.cli.args import container_group_parsers, json_format, parse_filters, parse_time
 from engine.errors import ContainerNotFound, EngineError
 from engine.models import Container, ContainerState
-from engine.services import containerinfo, containers, lifecycle
+from engine.services import containerinfo, containers, healthconfig, lifecycle
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("-a", "--all", action="store_true")
         p.add_argument("--no-stream", action="store_true")
         p.add_argument("--format")
+        stats_history.add_arguments(p)
         p.set_defaults(handler=cmd_stats)
         p = parent.add_parser("diff", help="Show changes to a container's filesystem")
         p.add_argument("container")
@@ -69,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def status_text(c: Container) -> str:
     if c.state == ContainerState.RUNNING:
-        return f"Up {render.human_duration(_since(c.started_at))}"
+        return f"Up {render.human_duration(_since(c.started_at))}{healthconfig.status_suffix(c)}"
     if c.state == ContainerState.PAUSED:
         return f"Up {render.human_duration(_since(c.started_at))} (Paused)"
     if c.state == ContainerState.RESTARTING:
@@ -182,6 +183,8 @@ def cmd_top(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    if args.since or args.host:
+        return stats_history.cmd_history(args)  # the recorded history (issue 12)
     refs = args.containers or [c.id for c in containers.list_containers(all=args.all)]
     previous: dict[str, containerinfo.StatsSample] = {}
     while True:

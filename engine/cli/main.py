@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from engine.cli import (
+    alert_commands,
     build_commands,
     container_commands,
     file_commands,
@@ -37,6 +38,7 @@ MODULES = [
     build_commands,
     file_commands,
     revision_commands,
+    alert_commands,
 ]
 
 
@@ -81,5 +83,7 @@ def _command_name(argv: Sequence[str]) -> str:
     """`rm`, or `volume rm` for the management groups: what the event records as the action."""
     words = [a for a in argv if not a.startswith("-")][:2]
     return " ".join(
-        words if words and words[0] in ("image", "volume", "network", "container", "system") else words[:1]
+        words
+        if words and words[0] in ("image", "volume", "network", "container", "system", "alerts")
+        else words[:1]
     )

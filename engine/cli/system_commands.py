@@ -10,7 +10,7 @@ from engine.cli import render
 from engine.cli.args import group, json_format, parse_filters, parse_time
 from engine.errors import InvalidArgument
 from engine.services import audit as event_service
-from engine.services import supervision, system
+from engine.services import metrics, monitor, supervision, system
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "reconcile", help="Do what the server does when it starts: match records, rules and names to reality"
     )
     p.set_defaults(handler=cmd_reconcile)
+    p = sub.add_parser("monitor")  # the engine's supervisor process (services/monitor), not for users
+    p.add_argument("run_dir", nargs="?", help=argparse.SUPPRESS)  # names the engine in `ps` only
+    p.set_defaults(handler=cmd_monitor)
     p = sub.add_parser("serve-api", help="Serve the Docker Engine API on $BERTH_RUN/docker.sock")
     p.add_argument("--socket", help="listen on this path instead")
     p.set_defaults(handler=cmd_serve_api)
@@ -237,6 +240,11 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_monitor(args: argparse.Namespace) -> int:
+    monitor.serve()
+    return 0
+
+
 def cmd_serve_api(args: argparse.Namespace) -> int:
     import signal
     from pathlib import Path
@@ -246,6 +254,8 @@ def cmd_serve_api(args: argparse.Namespace) -> int:
     server = Server(Path(args.socket) if args.socket else None)
     signal.signal(signal.SIGTERM, lambda *_: server.close())
     supervision.reconcile_all()
+    monitor.announce_server()  # health checks and alerts keep running while this server is up
+    metrics.ensure_sampler()
     sys.stderr.write(f"Docker API listening on unix://{server.path}\n")
     try:
         server.serve_forever()

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 # The in-process `ps` passes its filters to containers.list_containers, which knows only these; the
 # API knows more and matches names as regular expressions, so anything else is answered in-process.
-PS_FILTERS = ("status", "name", "label", "ancestor", "id", "exited")
+PS_FILTERS = ("status", "name", "label", "ancestor", "id", "exited", "health")
 REGEX_CHARS = set("^$.*+?[](){}|\\")
 
 

@@ -68,12 +68,13 @@ def read_stats(container_id: str, *, root: Path = ROOT, mode: str | None = None)
     """Read CPU, memory, pids and block I/O counters; a missing counter is None."""
     _check_id(container_id)
     mode = mode or detect_mode(root)
+    # Plain strings, not Path joins: the metrics sampler reads every running container each interval.
     if mode == V2:
-        g = root / PARENT / container_id
-        cpu = _kv(g / "cpu.stat").get("usage_usec")
-        mem_max = _read(g / "memory.max")
+        g = f"{root}/{PARENT}/{container_id}/"
+        cpu = _kv(g + "cpu.stat").get("usage_usec")
+        mem_max = _read(g + "memory.max")
         io_read = io_write = None
-        io = _read(g / "io.stat")
+        io = _read(g + "io.stat")
         if io is not None:
             io_read = io_write = 0
             for field in io.split():
@@ -84,16 +85,16 @@ def read_stats(container_id: str, *, root: Path = ROOT, mode: str | None = None)
                     io_write += int(value)
         return Stats(
             cpu_usage_ns=cpu * 1000 if cpu is not None else None,
-            memory_usage=_int(g / "memory.current"),
-            memory_cache=_kv(g / "memory.stat").get("inactive_file"),
+            memory_usage=_int(g + "memory.current"),
+            memory_cache=_kv(g + "memory.stat").get("inactive_file"),
             memory_limit=None if mem_max in (None, "max") else int(mem_max),
-            pids_current=_int(g / "pids.current"),
+            pids_current=_int(g + "pids.current"),
             blkio_read=io_read,
             blkio_write=io_write,
         )
 
-    def v1(controller: str, name: str) -> Path:
-        return root / controller / PARENT / container_id / name
+    def v1(controller: str, name: str) -> str:
+        return f"{root}/{controller}/{PARENT}/{container_id}/{name}"
 
     limit = _int(v1("memory", "memory.limit_in_bytes"))
     blk_read = blk_write = None
@@ -154,9 +155,10 @@ def _check_id(container_id: str) -> None:
         raise InvalidArgument(f"container id {container_id!r} is not a valid cgroup name")
 
 
-def _read(path: Path) -> str | None:
+def _read(path: Path | str) -> str | None:
     try:
-        return path.read_text().strip()
+        with open(path, "rb") as f:  # binary: no text wrapper to build per read
+            return f.read().decode().strip()
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
@@ -165,7 +167,7 @@ def _read(path: Path) -> str | None:
         raise RuntimeFailure(f"cannot read {path}: {exc}") from exc
 
 
-def _int(path: Path) -> int | None:
+def _int(path: Path | str) -> int | None:
     text = _read(path)
     try:
         return int(text) if text is not None else None
@@ -173,7 +175,7 @@ def _int(path: Path) -> int | None:
         return None
 
 
-def _kv(path: Path) -> dict[str, int]:
+def _kv(path: Path | str) -> dict[str, int]:
     text = _read(path)
     out: dict[str, int] = {}
     for line in (text or "").splitlines():

@@ -255,6 +255,7 @@ class Builder:
             workdir=st.config.get("WorkingDir") or None,
             user=st.config.get("User") or None,
             labels={steps.BUILD_LABEL: "true"},
+            health_test=("NONE",),  # a RUN step is not a service: the base image's HEALTHCHECK stays unrun
         )
 
         def make_layer() -> StoredLayer:

@@ -29,7 +29,7 @@ from engine.errors import InvalidArgument, RuntimeFailure, UnsafeRootfs
 from engine.models import Container, Mount
 from engine.runtime import cgroups, conmon, seccomp, spec, tmpfs, users
 from engine.runtime.runc import ContainerGone, Runc
-from engine.services import bindpolicy, imagestore, logkeeping, netsetup, volumes
+from engine.services import bindpolicy, imagestore, logkeeping, metrics, netsetup, volumes
 from engine.store import fdcopy, overlay, rootcheck
 from engine.undo import UndoStack
 
@@ -122,6 +122,7 @@ def launch(container: Container, *, undo: UndoStack) -> conmon.SpawnResult:
     undo.push(teardown, container.id)
     # Rotation at max-size must not depend on the web server running (issue 10, finding 8).
     logkeeping.register(container, log=p.log, ctl=p.ctl, conmon_pidfile=p.conmon_pidfile, lock=ADOPTION_LOCK)
+    metrics.ensure_sampler()  # history is recorded with or without the server (issue 12)
     return result
 
 
@@ -194,23 +195,33 @@ def _conmon_log_cap(host: dict[str, Any]) -> int | None:
     return None if files > 1 else size
 
 
-def exit_command(container_id: str) -> list[str]:
-    """What conmon runs when the container exits: this engine's CLI, with this engine's settings."""
-    env = [
-        f"BERTH_ROOT={conf.root()}",
-        f"BERTH_RUN={conf.run_dir()}",
-        f"BERTH_RUNTIME={conf.runtime_binary()}",
-        f"BERTH_NET_TAG={conf.net_tag()}",
-    ]
+def engine_env() -> dict[str, str]:
+    """The settings a helper process of this engine needs to reach the same root, run dir and database.
+
+    For processes this one starts detached (conmon's exit command, the monitor): the database is
+    the one in use here (a test's database included), not whatever the environment names.
+    """
+    env = {
+        "BERTH_ROOT": str(conf.root()),
+        "BERTH_RUN": str(conf.run_dir()),
+        "BERTH_RUNTIME": str(conf.runtime_binary()),
+        "BERTH_NET_TAG": str(conf.net_tag()),
+    }
     if os.environ.get("BERTH_DNS_NO_FORWARD"):
-        env.append(f"BERTH_DNS_NO_FORWARD={os.environ['BERTH_DNS_NO_FORWARD']}")
+        env["BERTH_DNS_NO_FORWARD"] = os.environ["BERTH_DNS_NO_FORWARD"]
     db = connection.settings_dict
     if db["ENGINE"].endswith("sqlite3"):
-        env.append(f"DATABASE_URL=sqlite://{Path(str(db['NAME'])).resolve()}")
+        env["DATABASE_URL"] = f"sqlite://{Path(str(db['NAME'])).resolve()}"
     elif os.environ.get("DATABASE_URL"):
-        env.append(f"DATABASE_URL={os.environ['DATABASE_URL']}")
+        env["DATABASE_URL"] = os.environ["DATABASE_URL"]
     if os.environ.get("BERTH_SECRET_KEY"):
-        env.append(f"BERTH_SECRET_KEY={os.environ['BERTH_SECRET_KEY']}")
+        env["BERTH_SECRET_KEY"] = os.environ["BERTH_SECRET_KEY"]
+    return env
+
+
+def exit_command(container_id: str) -> list[str]:
+    """What conmon runs when the container exits: this engine's CLI, with this engine's settings."""
+    env = [f"{key}={value}" for key, value in engine_env().items()]
     command = [
         "/usr/bin/env",
         *env,
@@ -287,6 +298,7 @@ def _delete_runc_container(container_id: str) -> None:
 def remove_files(container_id: str) -> None:
     p = paths(container_id)
     logkeeping.forget(container_id)
+    metrics.forget(container_id)
     shutil.rmtree(p.pidfile.parent, ignore_errors=True)
     p.exit_file.unlink(missing_ok=True)
     shutil.rmtree(p.socket_dir / container_id, ignore_errors=True)

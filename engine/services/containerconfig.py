@@ -6,6 +6,7 @@ from typing import Any
 
 from engine.net import etcfiles, ports
 from engine.runtime import spec as runtime_spec
+from engine.services import healthoptions
 from engine.services import options as opts
 
 
@@ -41,6 +42,8 @@ def config(options: opts.ContainerOptions, image_config: dict[str, Any]) -> dict
         "Volumes": image_config.get("Volumes") or None,
         "ExposedPorts": _exposed(options, image_config) or None,
         **({"MacAddress": options.mac_address} if options.mac_address else {}),
+        **healthoptions.config_entries(options, image_config.get("Healthcheck")),
+        **({"Shell": image_config["Shell"]} if image_config.get("Shell") else {}),  # CMD-SHELL checks use it
     }
 
 

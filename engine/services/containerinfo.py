@@ -15,7 +15,16 @@ from typing import Any
 from engine.errors import ContainerNotFound, InvalidArgument
 from engine.models import Container, ContainerState
 from engine.runtime import cgroups, logfile, proctable
-from engine.services import bundle, containers, imagestore, lifecycle, netsetup, supervision, volumes
+from engine.services import (
+    bundle,
+    containers,
+    healthconfig,
+    imagestore,
+    lifecycle,
+    netsetup,
+    supervision,
+    volumes,
+)
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -64,6 +73,7 @@ def inspect(ref: str) -> dict[str, Any]:
             "Error": c.error,
             "StartedAt": _iso(c.started_at),
             "FinishedAt": _iso(c.finished_at),
+            **_health(c),
         },
         "Image": c.image_id,
         "ResolvConfPath": str(p.userdata / "resolv.conf"),
@@ -88,6 +98,17 @@ def inspect(ref: str) -> dict[str, Any]:
         "Config": c.config,
         "NetworkSettings": network_settings(c),
     }
+
+
+def _health(c: Container) -> dict[str, Any]:
+    """State.Health, as Docker shows it: only for a container with a health check that has started."""
+    if healthconfig.effective(c) is None:
+        return {}
+    if c.health:
+        return {"Health": c.health}
+    if c.state in lifecycle.ACTIVE:  # started, no check has reported yet
+        return {"Health": {"Status": healthconfig.STARTING, "FailingStreak": 0, "Log": []}}
+    return {}
 
 
 def network_settings(c: Container) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from engine.net import etcfiles, ipam, ports
 from engine.runtime import lifecycle as transitions
 from engine.runtime import spec as runtime_spec
 from engine.runtime import tmpfs
-from engine.services import bindpolicy, containerconfig, images, netsetup, refs, volumes
+from engine.services import bindpolicy, containerconfig, healthoptions, images, netsetup, refs, volumes
 from engine.services import options as opts
 from engine.undo import UndoStack
 
@@ -319,7 +319,7 @@ def list_containers(
 ) -> list[Container]:
     """`ps`: running containers (all with all=True), newest first, filtered like docker ps --filter."""
     filters = filters or {}
-    known = {"status", "name", "label", "ancestor", "id", "exited"}
+    known = {"status", "name", "label", "ancestor", "id", "exited", "health"}
     for key in filters:
         if key not in known:
             raise InvalidArgument(f"invalid filter {key!r} (use {', '.join(sorted(known))})")
@@ -344,7 +344,10 @@ def list_containers(
         qs = qs.filter(
             state=ContainerState.EXITED, exit_code=int(value) if value.lstrip("-").isdigit() else -999
         )
+    health = {healthoptions.check_filter(value) for value in filters.get("health", [])}
     result = list(qs[:last] if last else qs)
+    if health:  # several values: any of them, as Docker's filters do
+        result = [c for c in result if healthoptions.health_status(c) in health]
     for value in filters.get("name", []):
         result = [c for c in result if value.lstrip("/") in c.name]
     for value in filters.get("label", []):

@@ -188,12 +188,16 @@ def open_terminal(ref: str, request: ExecRequest) -> Terminal:
     return open_session(ref, tty_request)
 
 
-def open_session(ref: str, request: ExecRequest, *, session_id: str | None = None) -> Terminal:
+def open_session(
+    ref: str, request: ExecRequest, *, session_id: str | None = None, record: bool = True
+) -> Terminal:
     """Start an exec in the background and return its live session (the Docker API's exec start).
 
     With `request.tty` the session has a pty (`master_fd`); without, pipes for stdin (only if
     `request.interactive`), stdout and stderr. The caller must end it with `close_session`; a
     process that cannot start (unknown command) raises RuntimeFailure with runc's reason.
+    With `record=False` (health checks, one every few seconds) no session row or exec event is
+    written, and the caller ends it with `execproc.close`.
     """
     container = _running(ref)
     terminal = Terminal(
@@ -227,7 +231,8 @@ def open_session(ref: str, request: ExecRequest, *, session_id: str | None = Non
         raise RuntimeFailure(f"exec in {container.name} failed: {exc}") from None
     finally:
         process_json.unlink(missing_ok=True)
-    _record(container, terminal.session_id, request, terminal.pid)
+    if record:
+        _record(container, terminal.session_id, request, terminal.pid)
     return terminal
 
 

@@ -27,7 +27,7 @@ from engine.errors import CommandNotRunnable, ContainerNotFound, InvalidArgument
 from engine.models import Container, ContainerState
 from engine.runtime import cgroups, conmon
 from engine.runtime.runc import ContainerGone
-from engine.services import bundle, containers
+from engine.services import bundle, containers, healthconfig, monitor
 from engine.services.options import (
     DEFAULT_STOP_TIMEOUT,
     parse_signal,
@@ -51,6 +51,8 @@ def _transition(container: Container, state: str, *, action: str | None, **field
         attributes = {"state": state}
         if action == "die":
             attributes["exitCode"] = str(container.exit_code)
+            if container.stopped_by_user:  # alerts tell a crash from a stop, kill, rm -f or restart
+                attributes["stoppedByUser"] = "true"
         events.record(
             "container", action, object_id=container.id, object_name=container.name, attributes=attributes
         )
@@ -241,7 +243,9 @@ def _start_locked(
             oom_killed=False,
             error="",
             stopped_by_user=False,
+            health=healthconfig.started_health(container),  # Docker: starting again, the log kept
         )
+    monitor.ensure_running_quietly()  # health checks and alerts run there, server or not
 
 
 # -- stop, kill, restart -------------------------------------------------------------------------
@@ -465,6 +469,7 @@ def restart(ref: str, *, timeout: int | None = None) -> Container:
         if container.state == ContainerState.PAUSED:
             raise InvalidState(f"container {container.name} is paused", hint="unpause it first")
         if container.state in ACTIVE:
+            container.stopped_by_user = True  # for the die event only; the start below clears it
             _stop_locked(container, timeout=timeout, signal=None)
         _start_locked(container, before_start=None, action="restart")
     return container

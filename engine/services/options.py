@@ -82,6 +82,14 @@ class ContainerOptions:
     log_max_file: int | None = None
     no_new_privileges: bool = True
     seccomp_unconfined: bool = False
+    # Health check overrides (services/healthoptions.py): None takes the image's HEALTHCHECK value.
+    health_test: tuple[str, ...] | None = None  # ("CMD-SHELL", s), ("CMD", …) or ("NONE",)
+    health_interval: int | None = None  # nanoseconds, like the four below
+    health_timeout: int | None = None
+    health_start_period: int | None = None
+    health_start_interval: int | None = None
+    health_retries: int | None = None
+    health_on_failure: str = "none"  # none|kill|restart|stop (Podman's --health-on-failure)
 
     def uses_bind_mounts(self) -> bool:
         return any(m.kind == "bind" for m in self.mounts)

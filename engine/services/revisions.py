@@ -40,7 +40,7 @@ from engine.errors import EngineError, InvalidArgument, InvalidState
 from engine.models import Container, ContainerRevision, ContainerState, Mount
 from engine.net import ports
 from engine.runtime import spec as runtime_spec
-from engine.services import containers, lifecycle, volumes
+from engine.services import containers, healthoptions, lifecycle, volumes
 from engine.services import options as opts
 
 logger = logging.getLogger(__name__)
@@ -159,6 +159,7 @@ def spec_of(container: Container) -> opts.ContainerOptions:
         log_max_file=_unless(_int(log_config.get("max-file")), opts.DEFAULT_LOG_MAX_FILE),
         no_new_privileges="no-new-privileges:false" not in security,
         seccomp_unconfined="seccomp=unconfined" in security,
+        **healthoptions.options_of(config, image_config.get("Healthcheck")),
     )
 
 
