@@ -7,7 +7,8 @@ wants to map errors before its own decorators see them; both call `engine_error_
 
 - htmx requests (header `HX-Request`) get the toast partial with the error status, `HX-Reswap: none`
   (nothing on the page is replaced) and `HX-Trigger: {"toast": {...}}`, which berth.js shows. htmx
-  processes HX-Trigger whatever the status, so the status can stay honest (404, 409, …).
+  processes HX-Trigger whatever the status, so the status can stay honest (404, 409, …). berth.js
+  asks (X-Berth-Toasts: 1) for a 4xx as 200 + X-Berth-Status, so the console stays clean.
 - Other requests get templates/dashboard/error.html with the same status.
 
 The engine's message is shown verbatim (escaped): it was written to be read by the user.
@@ -25,7 +26,7 @@ from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.template.loader import render_to_string
 
-from engine.errors import DiskFull, EngineError
+from engine.errors import DiskFull, EngineError, PermissionDenied
 from engine.services.disk import full_disk
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,10 @@ def toast_trigger(message: str, *, level: str = "info", title: str = "") -> str:
 
 def engine_error_response(request: HttpRequest, exc: EngineError) -> HttpResponse:
     """Turn `exc` into the response for `request`: a toast for htmx, the error page otherwise."""
+    # Every refusal is recorded, whatever the method (SECURITY.md web checklist 9); a failure only
+    # for a POST (an action), and not when there is no room left to record it.
+    if isinstance(exc, PermissionDenied) or (request.method == "POST" and not isinstance(exc, DiskFull)):
+        _record_failure(request, exc)
     status = int(getattr(exc, "status", 500) or 500)
     title = TITLES.get(status, "Error")
     message = str(exc)
@@ -74,7 +79,13 @@ def engine_error_response(request: HttpRequest, exc: EngineError) -> HttpRespons
     context = {"status": status, "title": title, "message": message, "level": level, "error": exc}
     if is_htmx(request):
         body = render_to_string("dashboard/partials/_toast.html", context, request=request)
-        response = HttpResponse(body, status=status)
+        # Chromium logs every 4xx as a console error, even one the page expects and shows as a toast.
+        # berth.js says it shows the toast itself (X-Berth-Toasts: 1); an expected refusal then comes
+        # as 200 with the real status in X-Berth-Status. Clients without the header get the status.
+        in_band = status < 500 and request.headers.get("X-Berth-Toasts") == "1"
+        response = HttpResponse(body, status=200 if in_band else status)
+        if in_band:
+            response["X-Berth-Status"] = str(status)
         response["HX-Reswap"] = "none"
         response["HX-Trigger"] = toast_trigger(message, level=level, title=title)
         return response
@@ -119,24 +130,50 @@ class EngineErrorMiddleware:
         # A full disk surfaces raw (ENOSPC, SQLite's "database or disk is full") from anywhere.
         exception = full_disk(exception) or exception
         if isinstance(exception, EngineError):
-            if request.method == "POST" and not isinstance(exception, DiskFull):  # no room to record it
-                _record_failure(request, exception)
             return engine_error_response(request, exception)
         return None
 
 
 def _record_failure(request: HttpRequest, exc: EngineError) -> None:
-    """A refused or failed action from the browser is an event too: who tried what, and why."""
-    from engine import events
+    """A refused or failed action from the browser is an event too: who tried what on which object,
+    and why. Refusals are `denied`, failures `error`; an error the engine recorded itself (a failed
+    pull, a failed backup) is not recorded twice."""
+    from datetime import timedelta
 
-    match = getattr(request, "resolver_match", None)
-    action = (match.url_name if match and match.url_name else request.path)[:32]
+    from django.utils import timezone
+
+    from dashboard.attempts import describe
+    from engine import events
+    from engine.models import Event
+
     user = (
         request.user.get_username()
         if getattr(request, "user", None) and request.user.is_authenticated
         else "anonymous"
     )
+    result = "denied" if isinstance(exc, PermissionDenied) else "error"
+    message = str(exc)
     try:
-        events.record("web", action, result="error", message=str(exc), actor=user)
+        attempt = describe(request)
+        recorded = Event.objects.filter(
+            time__gte=timezone.now() - timedelta(seconds=10),
+            actor=user,
+            object_type=attempt.object_type,
+            action=attempt.action,
+            result=result,
+            message=message[:4000],
+        )
+        if result == "error" and recorded.exists():
+            return
+        events.record(
+            attempt.object_type,
+            attempt.action,
+            object_id=attempt.object_id,
+            object_name=attempt.object_name,
+            result=result,
+            message=message,
+            attributes={"status": str(exc.status), "path": request.path[:200]},
+            actor=user,
+        )
     except Exception:  # noqa: BLE001 — recording must not hide the error the user should see
-        pass
+        log.warning("could not record the failed request %s %s", request.method, request.path, exc_info=True)

@@ -6,6 +6,9 @@ from typing import Any
 
 from django import forms
 
+from engine.errors import InvalidArgument
+from engine.services import volumes
+
 MAX_PAIRS = 100
 
 
@@ -63,7 +66,18 @@ class VolumeCreateForm(forms.Form):
     )
 
     def clean_name(self) -> str | None:
-        return (self.cleaned_data.get("name") or "").strip() or None
+        name = (self.cleaned_data.get("name") or "").strip() or None
+        if name is not None:
+            try:
+                volumes.validate_name(name)
+            except InvalidArgument:
+                # The engine words this for `-v` on the command line ("use absolute path" for a host
+                # directory); a form field that only takes volume names needs its own words.
+                raise forms.ValidationError(
+                    f"{name!r} is not a valid volume name: use at least two characters, letters, digits,"
+                    " _ . or -, starting with a letter or digit"
+                ) from None
+        return name
 
 
 class VolumePruneForm(forms.Form):

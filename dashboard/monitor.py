@@ -53,11 +53,12 @@ def _publish(ids: list[int]) -> None:
 
 
 def _maintain() -> None:
-    from engine.services import metrics, monitor, supervision
+    from engine.services import audit, metrics, monitor, supervision
 
     supervision.maintain()
     monitor.ensure_running_quietly()  # a monitor that crashed comes back
     metrics.ensure_sampler()  # likewise the metrics sampler (host history is kept while a server is up)
+    audit.prune_expired()  # the audit log's retention, applied at most hourly (an event when it deletes)
 
 
 def startup() -> None:

@@ -43,6 +43,9 @@ ACTIONS: dict[str, str] = {
     "container.upload": OPERATOR,
     "image.import": OPERATOR,
     "image.tag": OPERATOR,
+    # Export streams every layer of an image; commit makes a new image of a container's files.
+    "image.export": OPERATOR,
+    "container.commit": OPERATOR,
     "volume.create": OPERATOR,
     # A backup holds every file with its owners and modes, more than the read-only browser shows;
     # a restore writes a volume: both for operators (docs: viewers browse, they do not download).
@@ -56,8 +59,13 @@ ACTIONS: dict[str, str] = {
     "volume.remove": ADMIN,
     "volume.prune": ADMIN,
     "network.prune": ADMIN,
+    # The audit log is evidence: only admins delete from it (and the prune is itself recorded).
+    "event.prune": ADMIN,
     # Alert rules send mail and call webhooks from the server: admins set them, everyone reads them.
     "alert.manage": ADMIN,
+    # Registry credentials are the engine's, used by every user's pulls: admins log in and out.
+    "registry.login": ADMIN,
+    "user.manage": ADMIN,  # the Users pages (views_users): create, role, (de)activate, reset password
     "admin": ADMIN,
 }
 
@@ -127,7 +135,8 @@ def _denial(user: Any, action: str, obj: Any, spec: Mapping[str, Any] | None) ->
             return "your account has no role yet (ask an admin to add you to viewers, operators or admins)"
         return "log in first"
     if _RANK[role] < _RANK[needed]:
-        return f"{_VERB.get(action, action)} needs the {needed} role; you are a {role}"
+        article = "an" if role[0] in "aeiou" else "a"
+        return f"{_VERB.get(action, action)} needs the {needed} role; you are {article} {role}"
     if spec:
         if action == "terminal" and spec.get("privileged"):
             return "privileged exec sessions are never allowed from the dashboard"
@@ -149,6 +158,9 @@ _VERB = {
     "container.upload": "uploading files into containers",
     "image.import": "importing images",
     "image.tag": "tagging images",
+    "image.export": "exporting images",
+    "container.commit": "committing containers",
+    "registry.login": "logging in to registries",
     "volume.create": "creating volumes",
     "volume.backup": "downloading volume backups",
     "volume.restore": "restoring volumes from backups",
@@ -160,7 +172,9 @@ _VERB = {
     "volume.remove": "removing volumes",
     "volume.prune": "pruning volumes",
     "network.prune": "pruning networks",
+    "event.prune": "pruning the audit log",
     "alert.manage": "changing alert rules",
+    "user.manage": "managing users",
     "admin": "the admin panel",
 }
 

@@ -32,6 +32,8 @@ CSP_DIRECTIVES: dict[str, str] = {
 }
 
 # Features a container dashboard never needs; denying them limits what injected content could reach.
+# Only features browsers recognise: an unknown one (Chromium has no "bluetooth" policy feature) makes
+# every page log a warning, and tests/e2e/test_polish.py asserts the console stays clean.
 PERMISSIONS_POLICY = (
     ", ".join(
         f"{feature}=()"
@@ -49,7 +51,6 @@ PERMISSIONS_POLICY = (
             "usb",
             "serial",
             "hid",
-            "bluetooth",
             "browsing-topics",
         )
     )

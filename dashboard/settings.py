@@ -26,6 +26,8 @@ BERTH_BIND_ALLOW = [p for p in os.environ.get("BERTH_BIND_ALLOW", "").split(":")
 BERTH_TMPFS_MAX_SIZE = int(os.environ.get("BERTH_TMPFS_MAX_SIZE") or 0) or None
 # Free space (bytes) every writer leaves under BERTH_ROOT; unset: max(1 GiB, 5 % of the file system).
 BERTH_DISK_RESERVE = int(os.environ["BERTH_DISK_RESERVE"]) if os.environ.get("BERTH_DISK_RESERVE") else None
+# Days the audit log keeps events; older ones are pruned hourly by the server (0: keep for ever).
+BERTH_EVENTS_RETENTION_DAYS = int(os.environ.get("BERTH_EVENTS_RETENTION_DAYS") or 90)
 
 
 def _secret_key() -> str:

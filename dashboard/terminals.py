@@ -17,12 +17,14 @@ because the POST and the websocket could then land in different processes.
 from __future__ import annotations
 
 import secrets
+import shlex
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from engine.errors import Conflict, PermissionDenied
+from engine.errors import CommandNotRunnable, Conflict, InvalidArgument, PermissionDenied
 
 TOKEN_TTL = 30.0
 MAX_PENDING_TOKENS = 1000
@@ -30,13 +32,17 @@ MAX_SESSIONS_PER_USER = 5
 IDLE_TIMEOUT = 15 * 60.0
 MAX_FRAME = 64 * 1024
 DEFAULT_COMMAND = ("/bin/sh",)
-# Commands offered in the chooser. Anything else is refused: a grant names a shell, not a program.
+# The shells the chooser may offer; the terminal tab offers those the container has (services/shells).
 COMMANDS: dict[str, tuple[str, ...]] = {
     "/bin/sh": ("/bin/sh",),
     "/bin/bash": ("/bin/bash",),
     "/bin/ash": ("/bin/ash",),
     "/bin/zsh": ("/bin/zsh",),
 }
+CUSTOM = "custom"  # the chooser's value for "the command typed in the Custom field"
+ATTACH = "attach"  # the chooser's value for "attach to the main process" (containers run with -t)
+MAX_COMMAND = 1024
+MAX_ARGS = 64
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class Grant:
     command: tuple[str, ...]
     exec_user: str | None
     expires: float
+    attach: bool = False  # the container's own terminal (conmon's attach socket), not an exec
 
 
 @dataclass
@@ -74,7 +81,13 @@ class TerminalManager:
     # -- grants --------------------------------------------------------------------------------
 
     def issue(
-        self, *, user_id: int, container_id: str, command: tuple[str, ...], exec_user: str | None = None
+        self,
+        *,
+        user_id: int,
+        container_id: str,
+        command: tuple[str, ...],
+        exec_user: str | None = None,
+        attach: bool = False,
     ) -> str:
         """Return a fresh single-use token for this user, container and command."""
         token = secrets.token_urlsafe(16)  # 128 random bits
@@ -83,7 +96,7 @@ class TerminalManager:
             if len(self._grants) >= MAX_PENDING_TOKENS:
                 raise Conflict("too many terminal requests are pending; try again in a minute")
             self._grants[token] = Grant(
-                user_id, container_id, tuple(command), exec_user, self._clock() + TOKEN_TTL
+                user_id, container_id, tuple(command), exec_user, self._clock() + TOKEN_TTL, attach
             )
         return token
 
@@ -161,12 +174,53 @@ class TerminalManager:
         return len(sessions)
 
 
-def command_for(choice: str) -> tuple[str, ...]:
-    """Map the chooser's value to a command; raise PermissionDenied for anything not offered."""
-    command = COMMANDS.get((choice or "").strip() or DEFAULT_COMMAND[0])
+def command_for(choice: str, custom: str = "") -> tuple[str, ...]:
+    """Map the chooser's value to a command: a known shell, or the Custom field split like a shell
+    line (quotes respected). Raise InvalidArgument for an unknown choice or an unusable custom line."""
+    choice = (choice or "").strip() or DEFAULT_COMMAND[0]
+    if choice == CUSTOM:
+        return parse_custom(custom)
+    command = COMMANDS.get(choice)
     if command is None:
-        raise PermissionDenied(f"{choice!r} is not one of the offered shells ({', '.join(COMMANDS)})")
+        raise InvalidArgument(f"{choice!r} is not one of the offered shells; choose Custom to type a command")
     return command
+
+
+def parse_custom(line: str) -> tuple[str, ...]:
+    """Split a typed command line into arguments; InvalidArgument when empty, unbalanced or too long."""
+    line = (line or "").strip()
+    if not line:
+        raise InvalidArgument("type the command to run (for example: top, or python3 -i)")
+    if len(line) > MAX_COMMAND or "\x00" in line:
+        raise InvalidArgument(f"the command must be at most {MAX_COMMAND} characters, without NUL bytes")
+    try:
+        args = tuple(shlex.split(line))
+    except ValueError as exc:
+        raise InvalidArgument(f"cannot read the command: {exc} (check its quotes)") from None
+    if not args or len(args) > MAX_ARGS:
+        raise InvalidArgument(f"the command must have 1 to {MAX_ARGS} words")
+    return args
+
+
+def start_failure(exc: Exception, command: tuple[str, ...], container_name: str) -> str:
+    """One readable sentence for a command that could not start (never runc's log line)."""
+    shown = shlex.join(command) if command else "the command"
+    if isinstance(exc, CommandNotRunnable):
+        if exc.exit_status == 127:
+            return (
+                f"{command[0] if command else shown} was not found in {container_name}. "
+                "Choose another shell or type a command that exists in the container."
+            )
+        return f"{command[0] if command else shown} cannot be executed in {container_name} (not a program, or not allowed)."
+    return f"Could not start {shown} in {container_name}: {exc}"
+
+
+def tab_context(container: Any) -> dict[str, Any]:
+    """What the terminal tab offers: the shells this container has, and Attach when it runs with -t."""
+    from engine.services import shells
+
+    offered = shells.available(container, tuple(COMMANDS)) if container.state == "running" else []
+    return {"commands": offered, "can_attach": bool(container.config.get("Tty"))}
 
 
 manager = TerminalManager()

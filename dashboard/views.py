@@ -24,7 +24,7 @@ ADMIN_LINKS = (
     ("admin:engine_event_changelist", "Events"),
     ("admin:engine_execsession_changelist", "Exec sessions"),
     ("admin:engine_job_changelist", "Jobs"),
-    ("admin:auth_user_changelist", "Users"),
+    ("users", "Users"),  # the Berth-styled Users pages (views_users), not the Django admin
 )
 
 

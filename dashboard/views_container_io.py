@@ -27,7 +27,15 @@ def terminal_token(request: HttpRequest, ref: str) -> JsonResponse:
     """Grant one terminal session: a single-use token for the websocket, valid TOKEN_TTL seconds."""
     policy.check(request.user, "terminal")
     container = containerinfo.get(ref)
-    command = terminals.command_for(request.POST.get("command", ""))
+    attach = request.POST.get("command", "") == terminals.ATTACH
+    if attach:
+        command: tuple[str, ...] = ()
+        if not container.config.get("Tty"):
+            raise InvalidArgument(
+                f"container {container.name} was not run with -t: there is no terminal to attach to"
+            )
+    else:
+        command = terminals.command_for(request.POST.get("command", ""), request.POST.get("custom", ""))
     policy.check(request.user, "terminal", container, spec={"command": list(command)})
     containers.check("exec", container)
     exec_user = request.POST.get("user", "").strip() or None
@@ -35,7 +43,11 @@ def terminal_token(request: HttpRequest, ref: str) -> JsonResponse:
         raise InvalidArgument(f"invalid user {exec_user!r}: use a name, uid or uid:gid")
     assert request.user.pk is not None  # login_required
     token = terminals.manager.issue(
-        user_id=request.user.pk, container_id=container.id, command=command, exec_user=exec_user
+        user_id=request.user.pk,
+        container_id=container.id,
+        command=command,
+        exec_user=exec_user,
+        attach=attach,
     )
     url = f"/ws/containers/{container.id}/terminal/?token={token}"
     return JsonResponse({"token": token, "url": url, "expires_in": terminals.TOKEN_TTL})

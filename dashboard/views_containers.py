@@ -1,7 +1,8 @@
 """Dashboard pages: the containers list, a container's detail tabs, and their actions.
 
 URL names other pages link to: `containers` (list), `container` (detail, `?tab=`), `container_row`
-(one list row, for live refresh); the Run form (`container_run`) is in views_run,
+(one list row), `containers_counts` and `container_part` (what live.js fetches again on events, see
+dashboard/livestate.py); the Run form (`container_run`) is in views_run,
 the terminal token and the log download in views_container_io. Every action is a POST that runs as the
 signed-in user (`events.acting_as`) after `policy.check`; EngineError is mapped by
 dashboard/errors.py. The list reads rows straight from the Container model (read only) because it
@@ -25,7 +26,7 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboard import policy, terminals
+from dashboard import livestate, policy, terminals
 from dashboard.errors import is_htmx, toast_trigger
 from dashboard.portlinks import browser_host, port_links
 from dashboard.responses import go, page
@@ -36,11 +37,7 @@ from engine.models import Container
 from engine.services import containerinfo, containers, lifecycle, networks
 
 PAGE_SIZE = 50
-STATE_FILTERS: dict[str, tuple[str, ...] | None] = {
-    "all": None,
-    "running": ("running", "paused", "restarting"),
-    "exited": ("exited", "created", "dead"),
-}
+STATE_FILTERS = livestate.STATE_FILTERS
 TABS = ("overview", "logs", "terminal", "stats", "processes", "changes", "files", "revisions", "inspect")
 LOG_TAILS = (100, 1000, 10000, 100000)
 MAX_DIFF = 2000
@@ -55,23 +52,16 @@ ACTIONS: dict[str, tuple[Any, str, str]] = {
     "kill": (lifecycle.kill, "container.lifecycle", "Killed"),
     "remove": (lambda ref: lifecycle.remove(ref, force=True), "container.remove", "Removed"),
 }
-BULK_ACTIONS = ("start", "stop", "restart", "remove")
+BULK_ACTIONS = ("start", "stop", "restart", "kill", "remove")  # run by views_bulk
 
 
-def available_actions(state: str) -> list[str]:
-    """The lifecycle actions that make sense from `state` (remove is always offered; it forces)."""
-    shown = [
-        a for a in ("start", "stop", "restart", "pause", "unpause", "kill") if containers.allows(a, state)
-    ]
-    if "stop" in shown and state in ("created", "exited"):
-        shown.remove("stop")  # allowed by the table (a no-op) but pointless as a button
-    return [*shown, "remove"]
+available_actions = livestate.available_actions
 
 
 def _annotate(container: Container, request: HttpRequest) -> Container:
     """Attach what the templates need to decide buttons (not saved: attributes for rendering only)."""
     container.actions = available_actions(container.state)  # type: ignore[attr-defined]
-    container.active = container.state in ("running", "paused", "restarting")  # type: ignore[attr-defined]
+    container.active = container.state in livestate.ACTIVE  # type: ignore[attr-defined]
     container.port_links = port_links(container, browser_host(request))  # type: ignore[attr-defined]
     return container
 
@@ -95,16 +85,12 @@ def _list_context(request: HttpRequest, params: Any) -> dict[str, Any]:
     # defer(None): the rows also need `ports` (the PORTS column), in the same query.
     rows = containers.search(query, states=STATE_FILTERS[state]).defer(None)
     page = Paginator(rows, PAGE_SIZE).get_page(params.get("page"))
-    counts = containers.state_counts()
-    chips = {
-        name: sum(n for s, n in counts.items() if states is None or s in states)
-        for name, states in STATE_FILTERS.items()
-    }
+    chips = livestate.chip_counts()
     items = [_annotate(c, request) for c in page.object_list]
     return {
         "page": page,
         "containers": items,
-        "running_ids": [c.id for c in items if c.state == "running"],
+        "row_ids": [c.id for c in items],
         "state": state,
         "q": query,
         "chips": chips,
@@ -138,6 +124,38 @@ def container_row(request: HttpRequest, ref: str) -> HttpResponse:
     return render(request, "dashboard/partials/_container_row.html", _refreshed_context(container, request))
 
 
+@login_required
+@require_GET
+def container_counts(request: HttpRequest) -> HttpResponse:
+    """The heading count and the chips' counts, as out-of-band parts (live.js refreshes them on events)."""
+    policy.check(request.user, "view")
+    chips = livestate.chip_counts()
+    return render(
+        request,
+        "dashboard/partials/_container_counts.html",
+        {"chips": chips, "total": chips["all"], "oob": True},
+    )
+
+
+# Parts of the container page that show state, each refreshed alone by live.js on this container's events.
+PARTS = {"state": "_container_state.html", "ports": "_container_ports.html"}
+
+
+@login_required
+@require_GET
+def container_part(request: HttpRequest, ref: str, part: str) -> HttpResponse:
+    """One state-showing part of the overview (the State facts, the published ports); empty once removed."""
+    policy.check(request.user, "view")
+    if part not in PARTS:
+        raise InvalidArgument(f"unknown container page part {part!r}")
+    try:
+        container = containers.resolve(ref)
+    except ContainerNotFound:
+        return HttpResponse("")
+    context = {"c": _annotate(container, request)}
+    return render(request, f"dashboard/partials/{PARTS[part]}", context)
+
+
 # CPU % needs two samples; the last one per container is kept here (bounded, per process).
 _samples: dict[str, tuple[float, int]] = {}
 _samples_lock = threading.Lock()
@@ -146,9 +164,12 @@ _samples_lock = threading.Lock()
 @login_required
 @require_GET
 def container_usage(request: HttpRequest) -> HttpResponse:
-    """CPU and memory of the running rows on a page, as out-of-band swaps (lazy: after the page renders)."""
+    """CPU and memory of the rows on a page that run now, as out-of-band swaps (lazy: after the page renders)."""
     policy.check(request.user, "view")
     ids = [i for i in request.GET.get("ids", "").split(",") if re.fullmatch(r"[0-9a-f]{64}", i)][:PAGE_SIZE]
+    # The poller names every row on the page; only those running now are sampled, so a row that
+    # stopped or went since the table was drawn gets nothing (its cells are the row's business).
+    ids = list(Container.objects.filter(id__in=ids, state="running").values_list("id", flat=True))
     first = {cid: _sample(cid) for cid in ids}
     fresh = [cid for cid, (sample, prev) in first.items() if sample is not None and prev is None]
     if fresh:
@@ -293,6 +314,7 @@ def container_detail(request: HttpRequest, ref: str) -> HttpResponse:
         context["mounts"] = list(container.mounts.all())
         context["labels"] = sorted((container.labels or {}).items())
         context["host"] = container.host_config
+        context["cpus"] = livestate.format_cpus(container.host_config.get("NanoCpus"))
         command = (container.config.get("Entrypoint") or []) + (container.config.get("Cmd") or [])
         context["command"] = " ".join(str(part) for part in command)
         context.update(_network_context(container))
@@ -319,7 +341,7 @@ def container_detail(request: HttpRequest, ref: str) -> HttpResponse:
 
         context.update(views_revisions.tab_context(request, container))
     elif tab == "terminal":
-        context["commands"] = list(terminals.COMMANDS)
+        context.update(terminals.tab_context(container))
     response = render(request, "dashboard/container_detail.html", context)
     if tab == "terminal":
         # xterm.js's DOM renderer needs <style> elements (see dashboard/security.py).
@@ -359,9 +381,11 @@ urlpatterns = [
     path("containers/", container_list, name="containers"),
     path("containers/usage/", container_usage, name="containers_usage"),
     path("containers/bulk/", container_bulk, name="containers_bulk"),
+    path("containers/counts/", container_counts, name="containers_counts"),
     path("containers/<str:ref>/", container_detail, name="container"),
     path("containers/<str:ref>/row/", container_row, name="container_row"),
     path("containers/<str:ref>/header/", container_header, name="container_header"),
+    path("containers/<str:ref>/part/<slug:part>/", container_part, name="container_part"),
     path("containers/<str:ref>/actions/<slug:action>/", container_action, name="container_action"),
     path("containers/<str:ref>/rename/", container_rename, name="container_rename"),
 ]

@@ -14,11 +14,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import path
-from django.views.decorators.http import require_GET
+from django.urls import path, reverse
+from django.views.decorators.http import require_GET, require_POST
 
 from dashboard import policy, views
 from dashboard.errors import is_htmx
+from dashboard.responses import refreshed
+from engine import conf, events
+from engine.errors import InvalidArgument
 from engine.services import audit
 
 PAGE_SIZE = 50
@@ -42,10 +45,6 @@ def _query(filters: dict[str, str]) -> Any:
     )
 
 
-def _choices(field: str) -> list[str]:
-    return audit.distinct_values(field)
-
-
 @login_required
 @require_GET
 def event_list(request: HttpRequest) -> HttpResponse:
@@ -62,8 +61,28 @@ def event_list(request: HttpRequest) -> HttpResponse:
     }
     if is_htmx(request):
         return render(request, "dashboard/partials/_events_table.html", context)
-    context.update(types=_choices("object_type"), actions=_choices("action"), results=RESULTS)
+    choices = audit.filter_choices()
+    context.update(
+        types=choices.types,
+        actions=choices.actions,
+        results=RESULTS,
+        retention_days=conf.events_retention_days(),
+    )
     return render(request, "dashboard/events.html", context)
+
+
+@login_required
+@require_POST
+def events_prune(request: HttpRequest) -> HttpResponse:
+    """Delete events older than N days (the form's, else the retention setting); itself an event."""
+    policy.check(request.user, "event.prune")
+    raw = request.POST.get("days", "").strip()
+    if raw and not raw.isdigit():
+        raise InvalidArgument(f"invalid age {raw!r}: give a whole number of days")
+    with events.acting_as(request.user.get_username()):
+        result = audit.prune(older_than_days=int(raw) if raw else None)
+    message = f"Pruned {result.deleted} event{'s' if result.deleted != 1 else ''} older than {result.before:%Y-%m-%d %H:%M} UTC"
+    return refreshed(request, message, event="events-changed", target=reverse("events"))
 
 
 @login_required
@@ -78,6 +97,7 @@ def events_recent(request: HttpRequest) -> HttpResponse:
 urlpatterns = [
     path("events/", event_list, name="events"),
     path("events/recent/", events_recent, name="events_recent"),
+    path("events/prune/", events_prune, name="events_prune"),
     # The status line of the layout; the view lives with the overview in dashboard/views.py.
     path("engine/status/", views.engine_status, name="engine_status"),
 ]

@@ -15,12 +15,12 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from dashboard import policy
+from dashboard import policy, runpull
 from dashboard.forms_containers import RunForm, cli_command
 from dashboard.views_containers import _perms
 from engine import events
-from engine.errors import EngineError, PermissionDenied
-from engine.models import Container
+from engine.errors import EngineError, ImageNotFound, PermissionDenied
+from engine.models import Container, Job
 from engine.services import containers, images, lifecycle, networks
 
 
@@ -42,9 +42,14 @@ def container_run(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = RunForm(request.POST, **choices)
         if form.is_valid():
-            created = _create_and_start(request, form)
-            if created is not None:
-                return redirect(reverse("container", kwargs={"ref": created.id}) + "?tab=logs")
+            if request.POST.get("pull") and not images.exists(form.cleaned_data["image"]):
+                job = _start_pull_and_run(request, form)
+                if job is not None:
+                    return redirect(reverse("job", args=[job.pk]))
+            else:
+                created = _create_and_start(request, form)
+                if created is not None:
+                    return redirect(reverse("container", kwargs={"ref": created.id}) + "?tab=logs")
         status = 403 if getattr(form, "refused", False) else 400
     else:
         form = RunForm(**choices)
@@ -55,8 +60,21 @@ def container_run(request: HttpRequest) -> HttpResponse:
             form.data if form.is_bound else {**{k: f.initial for k, f in form.fields.items()}}
         ),
         "perms": _perms(request.user),
+        "missing_image": getattr(form, "missing_image", ""),
     }
     return render(request, "dashboard/container_run.html", context, status=status)
+
+
+def _start_pull_and_run(request: HttpRequest, form: RunForm) -> Job | None:
+    """Pull the missing image, then run, as one job; on a refusal, put it on the form and return None."""
+    try:
+        policy.check(request.user, "container.create", spec=form.spec())
+        policy.check(request.user, "image.import")
+    except PermissionDenied as exc:
+        form.refused = True  # type: ignore[attr-defined]
+        form.refuse(exc)
+        return None
+    return runpull.start(form.cleaned_data["image"], form.to_options(), actor=request.user.get_username())
 
 
 def _create_and_start(request: HttpRequest, form: RunForm) -> Container | None:
@@ -71,7 +89,9 @@ def _create_and_start(request: HttpRequest, form: RunForm) -> Container | None:
         try:
             container = containers.create(form.to_options())
         except EngineError as exc:
-            form.engine_error(exc)
+            if isinstance(exc, ImageNotFound) and policy.allowed(request.user, "image.import"):
+                form.missing_image = form.cleaned_data["image"]  # type: ignore[attr-defined]
+            form.engine_error(exc)  # drops the field from cleaned_data
             return None
         try:
             lifecycle.start(container.id)

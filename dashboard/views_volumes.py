@@ -19,12 +19,12 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from dashboard import policy
+from dashboard import livestate, policy
 from dashboard.errors import is_htmx
 from dashboard.forms_volumes import VolumeCreateForm, VolumePruneForm
 from dashboard.responses import changed, go, page, refreshed
 from engine import events
-from engine.errors import InvalidArgument
+from engine.errors import InvalidArgument, VolumeNotFound
 from engine.services import volumes
 
 FILE_VIEW_LIMIT = 64 * 1024
@@ -45,14 +45,8 @@ def _list_context(q: str) -> dict[str, Any]:
     found = volumes.list_volumes(filters={"name": [q]} if q else None)
     users = _users_by_volume()
     rows: list[dict[str, Any]] = [{"volume": v, "users": users.get(v.pk, [])} for v in found]
-    unused = [r["volume"] for r in rows if not r["users"]]
-    return {
-        "rows": rows,
-        "q": q,
-        "prune_anonymous": [v.name for v in unused if v.anonymous],
-        "prune_named": [v.name for v in unused if not v.anonymous],
-        "prune_form": VolumePruneForm(),
-    }
+    # The heading and Prune count every volume, whatever the search shows (livestate: one source).
+    return {"rows": rows, "q": q, "prune_form": VolumePruneForm(), **livestate.volume_summary()}
 
 
 @login_required
@@ -61,6 +55,15 @@ def volume_list(request: HttpRequest) -> HttpResponse:
     policy.check(request.user, "view")
     context = _list_context(request.GET.get("q", "").strip()[:200])
     return page(request, "dashboard/volumes.html", "dashboard/partials/_volumes_table.html", context)
+
+
+@login_required
+@require_GET
+def volume_counts(request: HttpRequest) -> HttpResponse:
+    """The heading count and Prune's numbers as out-of-band parts (live.js refreshes them on events)."""
+    policy.check(request.user, "view")
+    context = {**livestate.volume_summary(), "oob": True}
+    return render(request, "dashboard/partials/_volume_counts.html", context)
 
 
 @login_required
@@ -83,11 +86,10 @@ def volume_create(request: HttpRequest) -> HttpResponse:
     form = VolumeCreateForm(request.POST)
     if form.is_valid():
         name = form.cleaned_data["name"]
-        try:
-            if name is not None:
-                volumes.validate_name(name)
-        except InvalidArgument as exc:
-            form.add_error("name", str(exc))
+        if name is not None and _exists(name):
+            # The engine returns an existing volume as Docker does; from a form that would read as
+            # "Created" while nothing was created, so say so instead.
+            form.add_error("name", f"a volume named {name} already exists; choose another name")
         else:
             try:
                 with _acting(request):
@@ -127,6 +129,14 @@ def volumes_prune(request: HttpRequest) -> HttpResponse:
         result = volumes.prune(all=everything)
     message = f"Pruned {len(result.removed)} volume(s), {filesizeformat(result.reclaimed)} reclaimed"
     return refreshed(request, message, event="volumes-changed", target=reverse("volumes"))
+
+
+def _exists(name: str) -> bool:
+    try:
+        volumes.get(name)
+    except VolumeNotFound:
+        return False
+    return True
 
 
 # ---------- detail and files ----------
@@ -207,6 +217,7 @@ urlpatterns = [
     path("volumes/", volume_list, name="volumes"),
     path("volumes/_create/", volume_create, name="volume_create"),
     path("volumes/_prune/", volumes_prune, name="volumes_prune"),
+    path("volumes/_counts/", volume_counts, name="volumes_counts"),
     path("volumes/<str:name>/", volume_detail, name="volume"),
     path("volumes/<str:name>/remove/", volume_remove, name="volume_remove"),
     path("volumes/<str:name>/size/", volume_size, name="volume_size"),

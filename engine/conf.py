@@ -96,6 +96,11 @@ def tmpfs_max_size() -> int:
     return max(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2, 1 << 20)
 
 
+def events_retention_days() -> int:
+    """How many days the audit log keeps events (BERTH_EVENTS_RETENTION_DAYS, default 90; 0: for ever)."""
+    return max(int(getattr(settings, "BERTH_EVENTS_RETENTION_DAYS", 90) or 0), 0)
+
+
 def _which(name: str) -> str:
     if "/" in name:
         return name

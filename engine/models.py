@@ -2,6 +2,8 @@
 
 The disk (content store, runc state, conmon exit files) is the truth about running things; these
 rows are reconciled with it by the services. Only services save these models.
+
+Over 400 lines because every model lives here, one Django app's models module, each with its own docstring.
 """
 
 from __future__ import annotations
@@ -177,7 +179,9 @@ class Container(models.Model):
         default=list, blank=True, help_text="published ports in force while running (host ports resolved)"
     )
     health = models.JSONField(
-        default=dict, blank=True, help_text="Docker's State.Health: Status, FailingStreak, Log (last 5 checks)"
+        default=dict,
+        blank=True,
+        help_text="Docker's State.Health: Status, FailingStreak, Log (last 5 checks)",
     )
 
     class Meta:
@@ -355,9 +359,15 @@ class AlertRule(models.Model):
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.ALL)
-    scope_value = models.CharField(max_length=512, blank=True, help_text="key=value (label) or a container name")
-    threshold = models.FloatField(default=0, help_text="percent (cpu, memory, disk) or a count (restart_loop)")
-    minutes = models.PositiveIntegerField(default=5, help_text="how long (cpu, memory) or the window (restart_loop)")
+    scope_value = models.CharField(
+        max_length=512, blank=True, help_text="key=value (label) or a container name"
+    )
+    threshold = models.FloatField(
+        default=0, help_text="percent (cpu, memory, disk) or a count (restart_loop)"
+    )
+    minutes = models.PositiveIntegerField(
+        default=5, help_text="how long (cpu, memory) or the window (restart_loop)"
+    )
     notify_dashboard = models.BooleanField(default=True)
     email_to = models.CharField(max_length=1000, blank=True, help_text="comma-separated addresses")
     webhook_url = models.URLField(max_length=2000, blank=True)

@@ -3,8 +3,9 @@ dashboard stores them on a Job and pushes them to the page."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 
@@ -32,7 +33,25 @@ class OutputLine:
     text: str
 
 
-ProgressEvent = LayerProgress | StepProgress | OutputLine
+@dataclass(frozen=True)
+class RowProgress:
+    """One object's state in a bulk action (services/bulk).
+
+    `status` is queued, working, done or failed. While a stop or restart waits, `deadline` is the
+    (server) epoch second at which SIGKILL follows and `grace` the stop timeout; `sent` is when this
+    report was made, so a page can count down without trusting its own clock.
+    """
+
+    id: str
+    name: str
+    status: str
+    message: str = ""
+    grace: int | None = None
+    deadline: float | None = None
+    sent: float = field(default_factory=time.time)
+
+
+ProgressEvent = LayerProgress | StepProgress | OutputLine | RowProgress
 Progress = Callable[[ProgressEvent], None]
 
 

@@ -11,6 +11,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from dashboard import policy
 from engine.errors import EngineError, NotFound, PermissionDenied
+from engine.services import users
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,15 @@ class GatedConsumer(AsyncWebsocketConsumer):
             await self.close(code=4400)
             return
         await self.accept()
+        # SECURITY.md web checklist 3: a deactivation, role or password change closes the user's sockets.
+        if self.channel_layer is not None:
+            revoke = users.revocation_group(user.pk)
+            await self.channel_layer.group_add(revoke, self.channel_name)
+            self.groups: list[str] = [*self.groups, revoke]  # Channels discards these groups on disconnect
         await self.start()
+
+    async def user_revoke(self, message: dict[str, Any]) -> None:
+        await self.close(code=4401)
 
     def _authorize(self, user: Any) -> Any:
         target = self.resolve()

@@ -29,6 +29,7 @@ def describe(sample: Any, previous: Any | None) -> dict[str, Any]:
         "cpu_percent": None,
         "memory": sample.memory_usage,
         "memory_limit": sample.memory_limit,
+        "memory_limited": sample.memory_limited,
         "pids": sample.pids,
         "net_rx": sample.net_rx,
         "net_tx": sample.net_tx,

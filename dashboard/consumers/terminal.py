@@ -12,7 +12,12 @@ Frames, server → browser:
   binary                                          raw pty output (UTF-8 bytes, may split characters)
   {"type": "ready", "session": "…"}               the shell is running
   {"type": "exit", "code": N|null}                the shell ended (null: its status could not be read)
-  {"type": "error", "message": "…"}               then a close with 4000 + status
+  {"type": "error", "message": "…"}               then a close with 4000 + status (a command that
+                                                  cannot start: one readable sentence, "notRunnable": 126|127)
+
+With a grant for *attach* (a container run with -t) the consumer relays the container's own terminal
+through conmon's attach socket instead of starting an exec: output and resize as above, input goes to
+the main process if it was run with -i; closing detaches and leaves the container running.
 
 Output is read with `loop.add_reader` on the non-blocking master fd, so the event loop never blocks.
 A bounded queue between the reader and the sender stops reading while the browser lags (the pty then
@@ -30,6 +35,7 @@ import fcntl
 import json
 import logging
 import os
+import socket
 import struct
 import termios
 import time
@@ -38,11 +44,12 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 
-from dashboard import policy
+from dashboard import policy, terminals
 from dashboard.consumers.base import GatedConsumer
 from dashboard.terminals import IDLE_TIMEOUT, MAX_FRAME, manager
 from engine import events
-from engine.errors import Conflict, EngineError, InvalidArgument
+from engine.errors import CommandNotRunnable, Conflict, EngineError, InvalidArgument
+from engine.services import attach as attaching
 from engine.services import containerinfo, execs
 
 logger = logging.getLogger(__name__)
@@ -85,6 +92,7 @@ class TerminalConsumer(GatedConsumer):
         self.loop = asyncio.get_running_loop()
         self.fd = -1
         self.terminal: execs.Terminal | None = None
+        self.console: socket.socket | None = None  # set instead of `terminal` when attached
         self.output: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.input_buffer = bytearray()
         self.reading = False
@@ -101,10 +109,20 @@ class TerminalConsumer(GatedConsumer):
         except Conflict as exc:
             await self.fail(exc)
             return
+        if self.grant.attach:
+            await self._start_attached(user)
+            return
         try:
             self.terminal = await database_sync_to_async(_open)(
                 user.get_username(), self.target.id, self.grant.command, self.grant.exec_user
             )
+        except CommandNotRunnable as exc:
+            manager.release(self.session.key)
+            # A short sentence, not runc's log line: the bar shows it as the state.
+            message = terminals.start_failure(exc, self.grant.command, self.target.name)
+            await self.send_json({"type": "error", "message": message, "notRunnable": exc.exit_status})
+            await self.close(code=4000 + exc.status)
+            return
         except EngineError as exc:
             manager.release(self.session.key)
             await self.fail(exc)
@@ -116,6 +134,22 @@ class TerminalConsumer(GatedConsumer):
         self.watchdog = asyncio.create_task(self._watch())
         logger.info("terminal %s opened by %s into %s", self.terminal.session_id, user, self.target.name)
         await self.send_json({"type": "ready", "session": self.terminal.session_id[:12]})
+
+    async def _start_attached(self, user: Any) -> None:
+        """Attach to the container's own terminal: conmon's socket in place of an exec's pty."""
+        try:
+            self.console = await database_sync_to_async(_attach)(user.get_username(), self.target.id)
+        except EngineError as exc:
+            manager.release(self.session.key)
+            await self.fail(exc)
+            return
+        self.fd = self.console.fileno()
+        self.console.setblocking(False)
+        self._resume_reading()
+        self.sender = asyncio.create_task(self._send_output())
+        self.watchdog = asyncio.create_task(self._watch())
+        logger.info("terminal attached by %s to %s", user, self.target.name)
+        await self.send_json({"type": "ready", "session": "attach", "attached": True})
 
     # -- output: pty → browser ---------------------------------------------------------------------
 
@@ -130,6 +164,9 @@ class TerminalConsumer(GatedConsumer):
             self.reading = False
 
     def _on_readable(self) -> None:
+        if self.console is not None:
+            self._on_console_readable()
+            return
         try:
             data = os.read(self.fd, READ_SIZE)
         except BlockingIOError:
@@ -146,6 +183,20 @@ class TerminalConsumer(GatedConsumer):
         if self.output.qsize() >= MAX_QUEUED_OUTPUT:
             self._pause_reading()
 
+    def _on_console_readable(self) -> None:
+        assert self.console is not None
+        try:
+            item = attaching.receive(self.console)
+        except BlockingIOError:
+            return
+        if item is None:  # conmon closes attach clients when the container exits
+            self._pause_reading()
+            self.output.put_nowait(None)
+            return
+        self.output.put_nowait(item[1])
+        if self.output.qsize() >= MAX_QUEUED_OUTPUT:
+            self._pause_reading()
+
     async def _send_output(self) -> None:
         while True:
             data = await self.output.get()
@@ -155,6 +206,10 @@ class TerminalConsumer(GatedConsumer):
             await self.send(bytes_data=data)
             if self.output.qsize() < MAX_QUEUED_OUTPUT // 2:
                 self._resume_reading()
+        if self.console is not None:
+            await self.send_json({"type": "exit", "code": None, "attached": True})
+            await self._shutdown(code=1000)
+            return
         code = await asyncio.to_thread(_exit_code, self.terminal) if self.terminal else None
         await self.send_json({"type": "exit", "code": code})
         await self._shutdown(code=1000)
@@ -162,7 +217,7 @@ class TerminalConsumer(GatedConsumer):
     # -- input: browser → pty ----------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.terminal is None or self.closed:
+        if (self.terminal is None and self.console is None) or self.closed:
             return
         size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
         if size > MAX_FRAME:
@@ -184,7 +239,10 @@ class TerminalConsumer(GatedConsumer):
         elif kind == "resize":
             try:
                 rows, cols = parse_resize(frame)
-                set_window_size(self.fd, rows, cols)
+                if self.console is not None:
+                    await asyncio.to_thread(attaching.resize_terminal, self.target, rows, cols)
+                else:
+                    set_window_size(self.fd, rows, cols)
             except InvalidArgument as exc:
                 await self.send_json({"type": "error", "message": str(exc)})
             except OSError:
@@ -200,7 +258,9 @@ class TerminalConsumer(GatedConsumer):
     def _drain_input(self) -> None:
         while self.input_buffer and self.fd >= 0:
             try:
-                written = os.write(self.fd, self.input_buffer[:4096])
+                chunk = bytes(self.input_buffer[:4096])
+                # conmon's attach socket is SOCK_SEQPACKET: one send is one packet, taken whole.
+                written = self.console.send(chunk) if self.console is not None else os.write(self.fd, chunk)
             except BlockingIOError:
                 self.loop.add_writer(self.fd, self._on_writable)
                 return
@@ -264,9 +324,12 @@ class TerminalConsumer(GatedConsumer):
             if task is not None and task is not asyncio.current_task() and not task.done():
                 task.cancel()
         terminal, self.terminal = self.terminal, None
+        console, self.console = self.console, None
         self.fd = -1
         if terminal is not None:
             await database_sync_to_async(execs.close_session)(terminal)
+        if console is not None:
+            await database_sync_to_async(_detach)(self.scope["user"].get_username(), self.target, console)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "loop"):
@@ -278,6 +341,16 @@ def _open(
 ) -> execs.Terminal:
     with events.acting_as(username):
         return execs.open_terminal(container_id, execs.ExecRequest(command=command, tty=True, user=exec_user))
+
+
+def _attach(username: str, container_id: str) -> socket.socket:
+    with events.acting_as(username):
+        return attaching.open_console(container_id)[1]
+
+
+def _detach(username: str, container: Any, console: socket.socket) -> None:
+    with events.acting_as(username):
+        attaching.close_console(container, console)
 
 
 def _exit_code(terminal: execs.Terminal) -> int | None:

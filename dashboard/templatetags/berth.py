@@ -79,6 +79,7 @@ NAV_ITEMS: tuple[tuple[str, str, str, bool], ...] = (
     ("home", "Overview", "i-overview", False),
     ("containers", "Containers", "i-containers", False),
     ("images", "Images", "i-images", False),
+    ("registries", "Registries", "i-registries", True),
     ("volumes", "Volumes", "i-volumes", False),
     ("networks", "Networks", "i-networks", True),
     ("events", "Events", "i-events", False),

@@ -78,15 +78,103 @@ def parse_time(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def report_error(command: str, exc: Exception) -> None:
-    """Print the one-line error and record the failed action as an event (who tried what, and why)."""
+def report_error(command: str, exc: Exception, *, object_type: str = "cli", object_name: str = "") -> None:
+    """Print the one-line error and record the failed action as an event (who tried what, on what, and why)."""
     sys.stderr.write(f"Error: {exc}\n")
     from engine import events
 
     try:
-        events.record("cli", command[:32], result="error", message=str(exc))
+        events.record(
+            object_type, command[:32], object_name=object_name[:512], result="error", message=str(exc)
+        )
     except Exception:  # noqa: BLE001 — reporting the failure must not hide the original error
         pass
+
+
+# What a failed command acted on, for its audit row: the group word, else the verb's usual object.
+_GROUP_TYPES = {
+    "container": "container",
+    "image": "image",
+    "volume": "volume",
+    "network": "network",
+    "user": "user",
+    "alerts": "alertrule",
+    "system": "system",
+}
+_IMAGE_VERBS = {
+    "pull",
+    "push",
+    "rmi",
+    "tag",
+    "build",
+    "load",
+    "save",
+    "import",
+    "images",
+    "history",
+    "commit",
+}
+_CONTAINER_VERBS = {
+    "run",
+    "create",
+    "start",
+    "stop",
+    "restart",
+    "kill",
+    "pause",
+    "unpause",
+    "rm",
+    "rename",
+    "wait",
+    "top",
+    "stats",
+    "diff",
+    "logs",
+    "exec",
+    "update",
+    "cp",
+    "export",
+    "attach",
+    "port",
+}
+_OBJECT_ARGS = (
+    "container",
+    "containers",
+    "name",
+    "names",
+    "ref",
+    "refs",
+    "image",
+    "images",
+    "volume",
+    "volumes",
+    "network",
+    "networks",
+    "rules",
+    "username",
+    "objects",
+)
+
+
+def failed_object(argv: Sequence[str], args: argparse.Namespace) -> tuple[str, str]:
+    """(object type, object name) of a CLI command, for the audit row of its failure."""
+    words = [a for a in argv if not a.startswith("-")]
+    first = words[0] if words else ""
+    if first in _GROUP_TYPES:
+        kind = _GROUP_TYPES[first]
+    elif first in _CONTAINER_VERBS:
+        kind = "container"
+    elif first in _IMAGE_VERBS:
+        kind = "image"
+    else:
+        kind = "cli"
+    for attr in _OBJECT_ARGS:
+        value = getattr(args, attr, None)
+        if isinstance(value, (list, tuple)):
+            value = ", ".join(str(v) for v in value)
+        if isinstance(value, str) and value:
+            return kind, value
+    return kind, ""
 
 
 def container_group_parsers(sub: argparse._SubParsersAction) -> list[argparse._SubParsersAction]:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from engine.cli import (
     alert_commands,
+    attach_commands,
     build_commands,
     container_commands,
     file_commands,
@@ -20,9 +21,10 @@ from engine.cli import (
     registry_commands,
     revision_commands,
     system_commands,
+    user_commands,
     volume_commands,
 )
-from engine.cli.args import Parser, report_error
+from engine.cli.args import Parser, failed_object, report_error
 from engine.errors import CommandNotRunnable, EngineError
 from engine.services.disk import full_disk
 
@@ -39,6 +41,8 @@ MODULES = [
     file_commands,
     revision_commands,
     alert_commands,
+    user_commands,
+    attach_commands,
 ]
 
 
@@ -63,7 +67,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         return handler(args)
     except EngineError as exc:
-        report_error(_command_name(argv), exc)
+        report_error(_command_name(argv), exc, **_failed_on(argv, args))
         return exc.exit_status if isinstance(exc, CommandNotRunnable) else 1
     except KeyboardInterrupt:
         sys.stderr.write("Error: interrupted\n")
@@ -75,8 +79,13 @@ def main(argv: Sequence[str]) -> int:
         full = full_disk(exc)
         if full is None:
             raise
-        report_error(_command_name(argv), full)
+        report_error(_command_name(argv), full, **_failed_on(argv, args))
         return 1
+
+
+def _failed_on(argv: Sequence[str], args: argparse.Namespace) -> dict[str, str]:
+    object_type, object_name = failed_object(argv, args)
+    return {"object_type": object_type, "object_name": object_name}
 
 
 def _command_name(argv: Sequence[str]) -> str:
@@ -84,6 +93,6 @@ def _command_name(argv: Sequence[str]) -> str:
     words = [a for a in argv if not a.startswith("-")][:2]
     return " ".join(
         words
-        if words and words[0] in ("image", "volume", "network", "container", "system", "alerts")
+        if words and words[0] in ("image", "volume", "network", "container", "system", "alerts", "user")
         else words[:1]
     )

@@ -7,7 +7,7 @@ import time
 from typing import TextIO
 
 from engine.cli.render import human_size
-from engine.progress import LayerProgress, OutputLine, ProgressEvent, StepProgress
+from engine.progress import LayerProgress, OutputLine, ProgressEvent, RowProgress, StepProgress
 
 WIDTH = 40
 
@@ -30,6 +30,8 @@ class Bars:
             self._newline()
             self.out.write(f"Step {event.step}/{event.total} : {event.text}\n")
             return
+        if isinstance(event, RowProgress):
+            return  # bulk rows are drawn by the dashboard; the CLI prints each result itself
         if not self.enabled:
             return
         if event.id != self._current:

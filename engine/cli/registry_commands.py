@@ -42,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("server", nargs="?", default="docker.io", help="registry host (default docker.io)")
     p.add_argument("-u", "--username", help="user name")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.add_argument("--list", action="store_true", help="list the registries logged in to (no passwords)")
     p.set_defaults(handler=cmd_login)
 
     p = sub.add_parser("logout", help="Log out from a registry")
@@ -112,6 +113,8 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_login(args: argparse.Namespace) -> int:
+    if args.list:
+        return _list_logins()
     username = args.username
     if args.password_stdin:
         if not username:
@@ -129,6 +132,16 @@ def cmd_login(args: argparse.Namespace) -> int:
         raise InvalidArgument("login needs a user name and a password")
     registry.login(args.server, username, password)
     sys.stdout.write("Login Succeeded\n")
+    return 0
+
+
+def _list_logins() -> int:
+    """`berth login --list`: one `SERVER USERNAME` line per registry, as the dashboard lists them."""
+    rows = [(login.server, login.username) for login in registry.logins()]
+    width = max([len("REGISTRY")] + [len(server) for server, _ in rows])
+    sys.stdout.write(f"{'REGISTRY':<{width}}   USERNAME\n")
+    for server, username in rows:
+        sys.stdout.write(f"{server:<{width}}   {username}\n")
     return 0
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from engine.cli import render
+from engine.cli import event_commands, render
 from engine.cli.args import group, json_format, parse_filters, parse_time
 from engine.errors import InvalidArgument
 from engine.services import audit as event_service
@@ -56,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("-n", "--tail", type=int, default=0, help="only the last N events")
         p.add_argument("--format", help="json for one JSON object per line")
         p.set_defaults(handler=cmd_events)
+        event_commands.register_prune(p)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

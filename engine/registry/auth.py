@@ -154,6 +154,10 @@ class CredentialStore:
         user, sep, password = raw.partition(":")
         return Credentials(user, password) if sep and user else None
 
+    def servers(self) -> list[str]:
+        """The server keys the file holds credentials for (unchecked: `get` may still find them garbled)."""
+        return list(self._load())
+
     def put(self, server: str, credentials: Credentials) -> None:
         """Store credentials for `server`, replacing earlier ones (atomic write, mode 0600)."""
         auths = self._load()

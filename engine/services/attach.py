@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from engine import locks
+from engine import events, locks
 from engine.errors import ContainerNotFound, EngineError, InvalidState
 from engine.models import Container, ContainerState
 from engine.runtime import conmon, logfile
@@ -235,3 +235,29 @@ class LogCursor:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+
+def open_console(ref: str) -> tuple[Container, socket.socket]:
+    """Attach to the terminal of a running container started with -t (the dashboard's Attach).
+
+    Returns the container and a connected conmon socket (see `receive`); recorded as an "attach"
+    event. Raises ContainerNotFound, InvalidState when it does not run or has no terminal.
+    """
+    container = get(ref)
+    if container.state != ContainerState.RUNNING:
+        raise InvalidState(f"container {container.name} is {container.state}; start it to attach")
+    if not container.config.get("Tty"):
+        raise InvalidState(
+            f"container {container.name} has no terminal (run it with -t to attach); use its logs instead"
+        )
+    sock = connect(container)
+    events.record("container", "attach", object_id=container.id, object_name=container.name)
+    return container, sock
+
+
+def close_console(container: Container, sock: socket.socket) -> None:
+    """Detach: close the socket (the container keeps running) and record a "detach" event."""
+    with contextlib.suppress(OSError):
+        sock.close()
+    with contextlib.suppress(Exception):
+        events.record("container", "detach", object_id=container.id, object_name=container.name)

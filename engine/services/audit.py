@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
+from engine import conf, events
+from engine.errors import InvalidArgument
 from engine.models import Event
 
 
@@ -86,10 +90,83 @@ def search(
 
 
 def distinct_values(field: str) -> list[str]:
-    """The values seen in one column (object_type, action, …), for filter menus."""
+    """The values seen in one column (object_type, action, …), each once, sorted."""
     if field not in ("object_type", "action", "result", "actor"):
         raise ValueError(f"not a filterable field: {field}")
-    return sorted(v for v in Event.objects.values_list(field, flat=True).distinct() if v)
+    # order_by(field) replaces the model's default ordering (-time, -id), which DISTINCT would
+    # otherwise include in its columns, listing each value once per event.
+    return [v for v in Event.objects.order_by(field).values_list(field, flat=True).distinct() if v]
+
+
+@dataclass(frozen=True)
+class FilterChoices:
+    """What the audit log's filter menus offer: each object type and action seen, once."""
+
+    types: list[str]
+    actions: list[str]
+
+
+def filter_choices() -> FilterChoices:
+    """The object types and actions seen in the log, distinct and sorted, from one query."""
+    pairs = Event.objects.order_by().values_list("object_type", "action").distinct()
+    types: set[str] = set()
+    actions: set[str] = set()
+    for object_type, action in pairs:
+        types.add(object_type)
+        actions.add(action)
+    return FilterChoices(types=sorted(t for t in types if t), actions=sorted(a for a in actions if a))
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    deleted: int
+    before: datetime
+
+
+def prune(*, older_than_days: int | None = None) -> PruneResult:
+    """Delete events older than `older_than_days` (default: the retention setting) and record it.
+
+    The prune is itself an event ("event prune", with the count and the cut-off), written after the
+    deletion so it is never pruned by itself. Raises InvalidArgument for a negative or zero age, or
+    when retention is 0 (keep for ever) and no age is given.
+    """
+    days = conf.events_retention_days() if older_than_days is None else older_than_days
+    if days <= 0:
+        if older_than_days is None:
+            raise InvalidArgument("events are kept for ever (BERTH_EVENTS_RETENTION_DAYS=0); give an age")
+        raise InvalidArgument(f"invalid age {older_than_days}: give a number of days of at least 1")
+    before = timezone.now() - timedelta(days=days)
+    deleted, _ = Event.objects.filter(time__lt=before).delete()
+    events.record(
+        "event",
+        "prune",
+        object_name=f"older than {days} days",
+        message=f"deleted {deleted} event{'s' if deleted != 1 else ''} from before {before:%Y-%m-%d %H:%M} UTC",
+        attributes={"deleted": str(deleted), "before": before.isoformat(), "days": str(days)},
+    )
+    return PruneResult(deleted=deleted, before=before)
+
+
+_last_auto_prune = 0.0
+
+
+def prune_expired(*, every: float = 3600.0) -> PruneResult | None:
+    """The server's housekeeping: apply the retention setting at most once per `every` seconds.
+
+    Records an event only when something was deleted, so an idle engine's log does not fill with
+    empty prunes. Returns None when it did not run (too soon, or retention 0).
+    """
+    global _last_auto_prune
+    now = time.monotonic()
+    days = conf.events_retention_days()
+    if days <= 0 or (_last_auto_prune and now - _last_auto_prune < every):
+        return None
+    _last_auto_prune = now
+    before = timezone.now() - timedelta(days=days)
+    if not Event.objects.filter(time__lt=before).exists():
+        return PruneResult(deleted=0, before=before)
+    with events.acting_as("engine"):
+        return prune(older_than_days=days)
 
 
 def recent(count: int) -> list[Event]:

@@ -285,6 +285,7 @@ class StatsSample:
     block_write: int
     net_rx: int
     net_tx: int
+    memory_limited: bool = False  # False: memory_limit is the host's memory, as docker stats shows it
 
 
 def stats(ref: str) -> StatsSample:
@@ -309,6 +310,7 @@ def stats(ref: str) -> StatsSample:
         sample.blkio_write or 0,
         rx,
         tx,
+        memory_limited=bool(sample.memory_limit),
     )
 
 

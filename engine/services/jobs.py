@@ -22,7 +22,7 @@ from django.utils import timezone
 from engine import conf, events
 from engine.errors import EngineError, InvalidState, JobNotFound
 from engine.models import Job, JobState
-from engine.progress import LayerProgress, OutputLine, ProgressEvent, StepProgress
+from engine.progress import LayerProgress, OutputLine, ProgressEvent, RowProgress, StepProgress
 from engine.store.diskspace import full_disk_error
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ class _Reporter:
         self.layers: dict[str, dict[str, Any]] = {}
         self.lines: list[str] = []
         self.step: dict[str, Any] | None = None
+        self.rows: dict[str, dict[str, Any]] = {}  # bulk actions: one per container, in order
         self._last = 0.0
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
@@ -58,6 +59,8 @@ class _Reporter:
                 self.layers[event.id] = asdict(event)
             elif isinstance(event, StepProgress):
                 self.step = asdict(event)
+            elif isinstance(event, RowProgress):
+                self.rows[event.id] = asdict(event)
             elif isinstance(event, OutputLine):
                 self.lines = (self.lines + [event.text])[-200:]
             self._dirty = True
@@ -80,7 +83,10 @@ class _Reporter:
             close_old_connections()
 
     def snapshot(self) -> dict[str, Any]:
-        return {"layers": list(self.layers.values()), "step": self.step, "lines": self.lines[-50:]}
+        out = {"layers": list(self.layers.values()), "step": self.step, "lines": self.lines[-50:]}
+        if self.rows:
+            out["rows"] = list(self.rows.values())
+        return out
 
     def flush(self) -> None:
         """Store what is held back now and stop the timer (at the end of the job)."""

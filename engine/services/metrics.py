@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -235,18 +236,28 @@ def forget(container_id: str) -> None:
         logger.warning("metrics of %s not deleted: %s", container_id[:12], exc)
 
 
+_local = threading.local()  # one open connection per thread: the monitor asks about many containers a round
+
+
 @contextmanager
 def _store() -> Iterator[sqlite3.Connection | None]:
-    """The store, or None when no sampler has written one yet (reading never creates it)."""
+    """The store, or None when no sampler has written one yet (reading never creates it).
+
+    The connection is kept per thread and per file (a new BERTH_ROOT or a re-created file reopens).
+    """
     path = store_path()
-    if not path.exists():
+    try:
+        key = (str(path), os.stat(path).st_ino)
+    except FileNotFoundError:
         yield None
         return
-    try:
-        conn = metricstore.connect(path)
-    except sqlite3.Error as exc:
-        raise EngineError(f"cannot read the metrics history {path}: {exc}") from exc
-    try:
-        yield conn
-    finally:
-        conn.close()
+    cached = getattr(_local, "store", None)
+    if cached is None or cached[0] != key:
+        if cached is not None:
+            cached[1].close()
+            _local.store = None
+        try:
+            _local.store = (key, metricstore.connect(path))
+        except sqlite3.Error as exc:
+            raise EngineError(f"cannot read the metrics history {path}: {exc}") from exc
+    yield _local.store[1]

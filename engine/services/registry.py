@@ -292,10 +292,34 @@ def login(server: str, username: str, password: str) -> str:
     if not username or not password:
         raise InvalidArgument("login needs a user name and a password")
     credentials = Credentials(username, password)
-    RegistryClient(key, credentials=credentials).check_login()
+    try:
+        RegistryClient(key, credentials=credentials).check_login()
+    except EngineError as exc:
+        events.record("registry", "login", object_name=key, result="error", message=str(exc),
+                      attributes={"username": username})  # fmt: skip
+        raise
     credential_store().put(key, credentials)
     events.record("registry", "login", object_name=key, attributes={"username": username})
     return key
+
+
+@dataclass(frozen=True)
+class RegistryLogin:
+    """A registry this engine holds credentials for: its server key and user name, never the password."""
+
+    server: str
+    username: str
+
+
+def logins() -> list[RegistryLogin]:
+    """The registries logged in to, sorted by server; garbled entries are left out."""
+    store = credential_store()
+    found = []
+    for server in store.servers():
+        credentials = store.get(server)
+        if credentials is not None:
+            found.append(RegistryLogin(server, credentials.username))
+    return sorted(found, key=lambda login: login.server)
 
 
 def logout(server: str) -> bool:

@@ -2,7 +2,8 @@
  *
  * - <time datetime="…">            shown as "3 minutes ago", exact local time on hover (data-absolute opts out)
  * - [data-copy="text"]             click (or Enter) copies the text (or the element's text when empty)
- * - HX-Trigger: {"toast": {...}}   shows a toast: {level: success|info|warning|error, title, message}
+ * - HX-Trigger: {"toast": {...}}   shows a toast: {level: success|info|warning|error, title, message};
+ *   on a 4xx it is the expected answer, so htmx does not log it as an error
  *   Berth.toast({...})             the same from page scripts
  * - [data-confirm="Remove web?"]   asks first, in a <dialog>; works for htmx elements and plain forms.
  *     data-confirm-action="Remove" names the button, data-confirm-items='["a","b"]' lists bulk objects
@@ -341,6 +342,26 @@
 
   document.addEventListener("toast", function (event) {
     toast(event.detail);
+  });
+
+  // An expected refusal (409 "container is running", 404, 403…) comes with the server's own toast
+  // (dashboard/errors.py sends HX-Trigger: toast). The toast is the handling: tell htmx it is not an
+  // error, so it neither logs "Response Status Error Code 409" to the console nor fires responseError.
+  // Nothing is swapped (4xx responses never swap; the server also sends HX-Reswap: none).
+  // This page shows the server's toasts itself, so an expected refusal (4xx) may come as 200 with
+  // X-Berth-Status (dashboard/errors.py): Chromium would log any 4xx response as a console error.
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (event.detail && event.detail.headers) event.detail.headers["X-Berth-Toasts"] = "1";
+  });
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var detail = event.detail || {};
+    var xhr = detail.xhr;
+    if (!detail.isError || !xhr || xhr.status >= 500) return;
+    var trigger = xhr.getResponseHeader("HX-Trigger") || "";
+    if (trigger.indexOf('"toast"') === -1) return;
+    detail.isError = false;
+    detail.shouldSwap = false;
   });
 
   document.addEventListener("htmx:responseError", function (event) {

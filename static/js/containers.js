@@ -3,8 +3,8 @@
  * - [data-select] row checkboxes (form="bulk-form") and [data-select-all]; the bulk bar [data-bulk]
  *   shows when rows are selected, and each bulk button's confirmation lists the selected names.
  * - Selection survives a row being refreshed in place by a live event.
- * - A "create" event for a container re-fetches the table (rows for removed containers disappear on
- *   their own: their row endpoint answers with nothing).
+ * - Rows, counts and the table follow engine events through live.js (the live-state model); this
+ *   file only keeps the selection across those refreshes.
  * Names are written with textContent / JSON only, never as HTML.
  */
 (function () {
@@ -103,9 +103,10 @@
     var el = event.target;
     if (!(el instanceof Element)) return;
     if (el.id === "container-table") {
-      selected.clear();
-      var count = document.getElementById("container-count");
-      if (count && el.dataset.total !== undefined) count.textContent = el.dataset.total;
+      // A new table (search, page, a live refresh): keep only selected rows that are still on it.
+      selected.forEach(function (_name, id) {
+        if (!el.querySelector('tr[data-container="' + id + '"]')) selected.delete(id);
+      });
     }
     if (el.matches("[data-select]")) restore(el);
     el.querySelectorAll("[data-select]").forEach(restore);
@@ -119,19 +120,4 @@
       row.classList.add("is-selected");
     }
   }
-
-  var pending = null;
-  document.addEventListener("berth:event", function (event) {
-    var data = event.detail || {};
-    if (data.object_type !== "container" || data.action !== "create") return;
-    var table = document.getElementById("container-table");
-    if (!table || !window.htmx) return;
-    clearTimeout(pending);
-    pending = setTimeout(function () {
-      window.htmx.ajax("GET", window.location.pathname + window.location.search, {
-        target: "#container-table",
-        swap: "outerHTML",
-      });
-    }, 300);
-  });
 })();

@@ -230,7 +230,10 @@
       return out;
     }
 
+    var lastRaw = null;
+
     function draw(raw) {
+      lastRaw = raw;
       var data = padded(raw);
       var times = raw.times || [];
       var hasData = times.length >= 2;
@@ -307,6 +310,15 @@
           charts[name].setSize({ width: Math.max(el.clientWidth, 220), height: HEIGHT });
         });
       }, 100);
+    });
+
+    // Colours are read when a chart is built, so a theme change rebuilds the charts from the last data.
+    document.addEventListener("berth:theme", function () {
+      Object.keys(charts).forEach(function (name) {
+        charts[name].destroy();
+        delete charts[name];
+      });
+      if (lastRaw) draw(lastRaw);
     });
 
     if (!window.uPlot) {

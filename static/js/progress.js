@@ -8,7 +8,8 @@
  *                      {"type": "job.progress", "progress": {"layers": [{id, done, total, status}], "step",
  *                      "lines"}, "state", "error", "result"} until the job has finished, then links to the
  *                      result or shows the error verbatim. `step` ({step, total, text}) becomes
- *                      "Step 3/7: RUN …"; `lines` (the latest output lines) fill [data-job-lines], which
+ *                      "Step 3/7: RUN …"; `result.container` ({name, url}: "Pull and run" from the Run
+ *                      form) is linked, and the page goes there once the job has succeeded; `lines` (the latest output lines) fill [data-job-lines], which
  *                      follows the end unless the reader has scrolled up. [data-job-cancel] (a build's
  *                      Cancel form) is disabled once clicked and hidden when the job has finished.
  */
@@ -243,6 +244,21 @@
           resultList.appendChild(li);
         });
         resultEl.hidden = false;
+      }
+      var container = message.result && message.result.container;
+      var containerEl = root.querySelector("[data-job-container]");
+      if (container && containerEl && state === "succeeded") {
+        var containerUrl = String(container.url || "");
+        var containerLink = containerEl.querySelector("[data-job-container-link]");
+        containerLink.textContent = String(container.name || "");
+        if (containerUrl.charAt(0) === "/" && containerUrl.charAt(1) !== "/") {
+          containerLink.href = containerUrl;
+          // "Pull and run" from the Run form: once it runs, go where a plain Run goes (its logs).
+          window.setTimeout(function () {
+            window.location.assign(containerUrl);
+          }, 1200);
+        }
+        containerEl.hidden = false;
       }
       if (FINAL[state] === 1) {
         done = true;

@@ -1,9 +1,36 @@
 /* Live resource charts for one container: ws/containers/<id>/stats/ (one sample a second, protocol
- * in dashboard/consumers/stats.py), drawn with uPlot over the last WINDOW seconds. */
+ * in dashboard/consumers/stats.py), drawn with uPlot over the last WINDOW seconds.
+ * The x axis is seconds before the newest sample ("-60 s" … "now"); the y axes tick only at round
+ * values (1-2-5 steps; powers of 1024 for bytes, so "512 KB", "1 MB", never "976.6 KB"). The charts
+ * are rebuilt in the new colours when the theme changes (static/js/theme.js's "berth:theme"). */
 (function () {
   "use strict";
 
   var WINDOW = 300;
+  var TIME_STEPS = [5, 10, 15, 30, 60, 120, 300];
+  var PERCENT_STEPS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 500, 1000, 2000, 5000];
+  // 1-2-5 steps within each binary unit, so every tick reads as a whole number of B, KB, MB, GB, TB.
+  var BYTE_STEPS = [];
+  [1, 1024, Math.pow(1024, 2), Math.pow(1024, 3), Math.pow(1024, 4)].forEach(function (unit) {
+    [1, 2, 5, 10, 20, 50, 100, 200, 500].forEach(function (m) {
+      BYTE_STEPS.push(m * unit);
+    });
+  });
+
+  // The smallest step multiple ≥ value, so the top grid line is a round number too.
+  function roundUp(value, incrs) {
+    for (var i = 0; i < incrs.length; i++) {
+      var step = incrs[i];
+      var top = Math.ceil(value / step) * step;
+      if (top / step <= 5) return top;
+    }
+    return value;
+  }
+
+  function ago(seconds) {
+    var s = Math.round(seconds);
+    return s === 0 ? "now" : "\u2212" + Math.abs(s) + " s";
+  }
 
   function bytes(n) {
     if (n === null || n === undefined || isNaN(n)) return "—";
@@ -22,6 +49,27 @@
     return value || fallback;
   }
 
+  // The labels each axis drew last, per chart: window.BerthStats.ticks() (tests/e2e/test_polish.py).
+  var drawn = {};
+  var sampleCount = 0;
+  window.BerthStats = {
+    ticks: function () {
+      return drawn;
+    },
+    samples: function () {
+      return sampleCount;
+    },
+  };
+
+  function labelled(name, axis, format) {
+    return function (u, values) {
+      var labels = values.map(format);
+      drawn[name] = drawn[name] || {};
+      drawn[name][axis] = labels;
+      return labels;
+    };
+  }
+
   function init(root) {
     if (!window.uPlot) return;
     var status = root.querySelector("[data-stats-status]");
@@ -29,45 +77,8 @@
     root.querySelectorAll("[data-stat]").forEach(function (el) {
       now[el.getAttribute("data-stat")] = el;
     });
-    var blue = colour("--accent", "#2563eb");
-    var green = colour("--green", "#17803d");
-    var amber = colour("--amber", "#9a6400");
-    var red = colour("--red", "#b42318");
-    var axisColour = colour("--muted", "#5b6470");
-    var grid = colour("--border", "#e1e4e9");
-
     var data = { t: [], cpu: [], mem: [], limit: [], rx: [], tx: [], br: [], bw: [] };
-
-    function axes(format) {
-      return [
-        { stroke: axisColour, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
-        {
-          stroke: axisColour,
-          grid: { stroke: grid, width: 1 },
-          ticks: { stroke: grid },
-          size: 70,
-          values: function (u, values) {
-            return values.map(format);
-          },
-        },
-      ];
-    }
-
-    function chart(name, series, format) {
-      var el = root.querySelector('[data-chart="' + name + '"]');
-      var opts = {
-        width: Math.max(el.clientWidth, 200),
-        height: 170,
-        legend: { show: true },
-        cursor: { drag: { x: false, y: false } },
-        scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(max || 0, name === "cpu" ? 5 : 1)]; } } },
-        axes: axes(format),
-        series: [{}].concat(series),
-      };
-      var plot = new window.uPlot(opts, [[]].concat(series.map(function () { return []; })), el);
-      plot.berthEl = el;
-      return plot;
-    }
+    var charts = {};
 
     function pct(v) {
       return v === null || v === undefined ? "—" : v.toFixed(0) + " %";
@@ -76,39 +87,90 @@
       return bytes(v) + "/s";
     }
 
-    var charts = {
-      cpu: chart("cpu", [{ label: "CPU", stroke: blue, width: 2, fill: blue + "22", value: function (u, v) { return pct(v); } }], pct),
-      memory: chart("memory", [
-        { label: "used", stroke: green, width: 2, value: function (u, v) { return bytes(v); } },
-        { label: "limit", stroke: red, width: 1, dash: [4, 4], value: function (u, v) { return bytes(v); } },
-      ], bytes),
-      net: chart("net", [
-        { label: "rx", stroke: blue, width: 2, value: function (u, v) { return rate(v); } },
-        { label: "tx", stroke: amber, width: 2, value: function (u, v) { return rate(v); } },
-      ], rate),
-      block: chart("block", [
-        { label: "read", stroke: green, width: 2, value: function (u, v) { return rate(v); } },
-        { label: "write", stroke: red, width: 2, value: function (u, v) { return rate(v); } },
-      ], rate),
-    };
+    function build() {
+      Object.keys(charts).forEach(function (k) {
+        charts[k].destroy();
+      });
+      var blue = colour("--accent", "#2563eb");
+      var green = colour("--green", "#17803d");
+      var amber = colour("--amber", "#9a6400");
+      var red = colour("--red", "#b42318");
+      var palette = { axis: colour("--muted", "#5b6470"), grid: colour("--border", "#e1e4e9") };
+      charts = {
+        cpu: chart("cpu", palette, [{ label: "CPU", stroke: blue, width: 2, fill: blue + "22", value: function (u, v) { return pct(v); } }], pct, PERCENT_STEPS),
+        memory: chart("memory", palette, [
+          { label: "used", stroke: green, width: 2, value: function (u, v) { return bytes(v); } },
+          { label: "limit", stroke: red, width: 1, dash: [4, 4], value: function (u, v) { return bytes(v); } },
+        ], bytes, BYTE_STEPS),
+        net: chart("net", palette, [
+          { label: "rx", stroke: blue, width: 2, value: function (u, v) { return rate(v); } },
+          { label: "tx", stroke: amber, width: 2, value: function (u, v) { return rate(v); } },
+        ], rate, BYTE_STEPS),
+        block: chart("block", palette, [
+          { label: "read", stroke: green, width: 2, value: function (u, v) { return rate(v); } },
+          { label: "write", stroke: red, width: 2, value: function (u, v) { return rate(v); } },
+        ], rate, BYTE_STEPS),
+      };
+      redraw();
+    }
 
+    function chart(name, palette, series, format, steps) {
+      var el = root.querySelector('[data-chart="' + name + '"]');
+      var opts = {
+        width: Math.max(el.clientWidth, 200),
+        height: 170,
+        legend: { show: true },
+        cursor: { drag: { x: false, y: false } },
+        scales: {
+          // Seconds before the newest sample: the grid stays put and the lines move left.
+          x: { time: false, range: [-WINDOW, 0] },
+          y: {
+            range: function (u, min, max) {
+              return [0, roundUp(Math.max(max || 0, name === "cpu" ? 5 : 1), steps)];
+            },
+          },
+        },
+        axes: [
+          { stroke: palette.axis, grid: { stroke: palette.grid, width: 1 }, ticks: { stroke: palette.grid }, incrs: TIME_STEPS, space: 50, values: labelled(name, "x", ago) },
+          {
+            stroke: palette.axis,
+            grid: { stroke: palette.grid, width: 1 },
+            ticks: { stroke: palette.grid },
+            size: 70,
+            incrs: steps,
+            values: labelled(name, "y", format),
+          },
+        ],
+        series: [{ label: "time", value: function (u, v) { return v === null || v === undefined ? "—" : ago(v); } }].concat(series),
+      };
+      var plot = new window.uPlot(opts, [[]].concat(series.map(function () { return []; })), el);
+      plot.berthEl = el;
+      return plot;
+    }
     function push(key, value) {
       data[key].push(value);
       if (data[key].length > WINDOW) data[key].shift();
     }
 
     function redraw() {
-      charts.cpu.setData([data.t, data.cpu]);
-      charts.memory.setData([data.t, data.mem, data.limit]);
-      charts.net.setData([data.t, data.rx, data.tx]);
-      charts.block.setData([data.t, data.br, data.bw]);
+      if (!charts.cpu) return;
+      var last = data.t.length ? data.t[data.t.length - 1] : 0;
+      var x = data.t.map(function (t) {
+        return t - last;
+      });
+      charts.cpu.setData([x, data.cpu]);
+      charts.memory.setData([x, data.mem, data.limit]);
+      charts.net.setData([x, data.rx, data.tx]);
+      charts.block.setData([x, data.br, data.bw]);
     }
 
     function onSample(s) {
+      sampleCount++;
       push("t", s.time);
       push("cpu", s.cpu_percent);
       push("mem", s.memory);
-      push("limit", s.memory_limit);
+      // Without a limit the "limit" is the host's memory: drawing it would flatten the usage line.
+      push("limit", s.memory_limited === false ? null : s.memory_limit);
       push("rx", s.net_rx_rate);
       push("tx", s.net_tx_rate);
       push("br", s.block_read_rate);
@@ -163,6 +225,8 @@
         });
       }, 100);
     });
+    document.addEventListener("berth:theme", build);
+    build();
     connect();
   }
 

@@ -29,6 +29,20 @@
     var state = root.querySelector("[data-terminal-state]");
     var connectButton = root.querySelector("[data-terminal-connect]");
     var disconnectButton = root.querySelector("[data-terminal-disconnect]");
+    var choice = root.querySelector("[data-terminal-command]");
+    var customField = root.querySelector("[data-terminal-custom-field]");
+    var customInput = root.querySelector("[data-terminal-custom]");
+    var userField = root.querySelector("[data-terminal-user-field]");
+
+    // Custom shows its command field; Attach (the main process of a -t container) takes no user.
+    function showChoice() {
+      var value = choice ? choice.value : "";
+      if (customField) customField.hidden = value !== "custom";
+      if (userField) userField.hidden = value === "attach";
+      if (value === "custom" && customInput && document.activeElement === choice) customInput.focus();
+    }
+    if (choice) choice.addEventListener("change", showChoice);
+    showChoice();
 
     var term = new window.Terminal({
       cursorBlink: true,
@@ -54,6 +68,7 @@
     var draining = false;
     var exited = false;
     var closedByUser = false;
+    var attached = false;
 
     function setState(text, kind) {
       state.textContent = text;
@@ -128,6 +143,8 @@
     });
 
     function connect() {
+      // A new session starts on a clean screen: output of the last one is not mistaken for its own.
+      term.reset();
       exited = false;
       closedByUser = false;
       setState("Connecting…");
@@ -175,7 +192,8 @@
           return;
         }
         if (frame.type === "ready") {
-          setState("Connected", "connected");
+          attached = !!frame.attached;
+          setState(attached ? "Attached to the main process" : "Connected", "connected");
           setConnected(true);
           fit.fit();
           sendSize();
@@ -183,10 +201,12 @@
         } else if (frame.type === "exit") {
           exited = true;
           var code = frame.code === null || frame.code === undefined ? "" : " with code " + frame.code;
-          setState("The shell exited" + code + ".");
+          setState(frame.attached ? "The container's main process ended." : "The command exited" + code + ".");
           term.write("\r\n\x1b[2m[session ended]\x1b[0m\r\n");
         } else if (frame.type === "error") {
           setState(String(frame.message || "error"), "lost");
+          // A command that could not start says so in the screen too, in words rather than runc's.
+          if (frame.notRunnable) term.write("\r\n\x1b[31m" + String(frame.message) + "\x1b[0m\r\n");
         }
       };
       socket.onclose = function (event) {
@@ -212,7 +232,7 @@
       if (socket) {
         closedByUser = true;
         socket.close(1000);
-        setState("Disconnected.");
+        setState(attached ? "Detached; the container keeps running." : "Disconnected.");
       }
     });
     window.addEventListener("beforeunload", function () {
@@ -220,7 +240,8 @@
     });
 
     root.berthTerminal = { term: term, fit: fit };
-    connect();
+    // Connect straight away only when the container has a shell to offer; otherwise wait for a choice.
+    if (root.getAttribute("data-autoconnect") === "1") connect();
   }
 
   function start() {

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import secrets
-import statistics
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from dashboard import terminals
 from engine.models import Container, ContainerState, Image
@@ -119,7 +119,7 @@ def test_list_shows_name_image_and_state_as_colour_plus_text(users: dict[str, An
 def test_list_is_paginated_and_counts_every_container(users: dict[str, Any]) -> None:
     make_records(120)
     body = client_for(users["viewer"]).get("/containers/").content.decode()
-    assert body.count('data-live="container:') == 50
+    assert body.count('<tr id="row-') == 50
     assert 'id="container-count">120<' in body
     assert "Page 1 of 3" in body
 
@@ -146,19 +146,20 @@ def test_state_chips_filter_running_and_exited(users: dict[str, Any]) -> None:
 
 
 @pytest.mark.django_db
-def test_containers_page_with_1000_records_renders_within_100_ms(users: dict[str, Any]) -> None:
-    make_records(1000)
+def test_containers_page_costs_the_same_queries_with_1000_records_as_with_10(users: dict[str, Any]) -> None:
+    """No query per row: the page's cost does not grow with the records (its speed is in bench/dashboard.py)."""
     client = client_for(users["viewer"])
-    client.get("/containers/")  # warm up templates and the session
-    timings = []
-    for _ in range(9):
-        started = time.perf_counter()
-        response = client.get("/containers/")
-        timings.append(time.perf_counter() - started)
-        assert response.status_code == 200
-    median = statistics.median(timings)
-    print(f"containers page, 1000 records: median {median * 1000:.1f} ms, max {max(timings) * 1000:.1f} ms")
-    assert median <= 0.100
+
+    def queries() -> int:
+        client.get("/containers/")  # warm up templates and the session
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/containers/").status_code == 200
+        return len(captured.captured_queries)
+
+    make_records(10, prefix="few")
+    few = queries()
+    make_records(990, prefix="many")
+    assert queries() == few
 
 
 @pytest.mark.django_db
@@ -382,9 +383,16 @@ def test_terminal_token_is_granted_to_operators_for_running_containers_only(
     container = Container.objects.get(name="term1")
     grant = client.post(f"/containers/{container.id}/terminal/token/", {"command": "/bin/sh"}).json()
     assert len(grant["token"]) >= 22 and grant["url"].endswith(grant["token"])
+    # An unknown choice is a bad request; a command of one's own goes through "custom" (issue 9 item 4).
     assert (
         client.post(f"/containers/{container.id}/terminal/token/", {"command": "/usr/bin/python"}).status_code
-        == 403
+        == 400
+    )
+    custom = {"command": "custom", "custom": "ls -l '/a dir'"}
+    assert client.post(f"/containers/{container.id}/terminal/token/", custom).status_code == 200
+    # Attach needs a container run with -t; this one was not.
+    assert (
+        client.post(f"/containers/{container.id}/terminal/token/", {"command": "attach"}).status_code == 400
     )
     client.post(f"/containers/{container.id}/actions/kill/")
     assert client.post(f"/containers/{container.id}/terminal/token/").status_code == 409

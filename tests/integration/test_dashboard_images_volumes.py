@@ -291,7 +291,8 @@ def test_operator_creates_a_volume_with_labels_and_options(engine: Path, as_role
 def test_create_form_shows_errors_next_to_the_field(engine: Path, as_role: Any) -> None:
     operator = as_role("operator")
     bad_name = operator.post("/volumes/_create/", {"name": "-bad", "labels": "", "options": ""})
-    assert bad_name.status_code == 400 and "includes invalid characters" in bad_name.content.decode()
+    assert bad_name.status_code == 400 and "is not a valid volume name" in bad_name.content.decode()
+    assert "absolute path" not in bad_name.content.decode()  # the CLI's -v hint means nothing in this form
     bad_label = operator.post("/volumes/_create/", {"name": "ok1", "labels": "novalue", "options": ""})
     assert bad_label.status_code == 400 and "line 1" in bad_label.content.decode()
     bad_option = operator.post("/volumes/_create/", {"name": "ok2", "labels": "", "options": "evil=1"})
@@ -436,3 +437,12 @@ def test_events_are_paginated_and_escaped(engine: Path, as_role: Any) -> None:
     assert "Page 2 of 2" in second
     recent = viewer.get("/events/recent/").content.decode()
     assert recent.count("event-list__item") == 15
+
+
+def test_create_form_refuses_a_name_that_exists_instead_of_saying_created(engine: Path, as_role: Any) -> None:
+    operator = as_role("operator")
+    first = operator.post("/volumes/_create/", {"name": "taken", "labels": "", "options": ""})
+    assert first.status_code == 302
+    again = operator.post("/volumes/_create/", {"name": "taken", "labels": "a=b", "options": ""})
+    assert again.status_code == 400 and "a volume named taken already exists" in again.content.decode()
+    assert volumes.get("taken").labels == {}  # the existing volume is left as it was

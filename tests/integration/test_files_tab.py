@@ -267,7 +267,7 @@ def test_viewers_cannot_upload(users: dict[str, Any]) -> None:
     assert response.status_code == 403
     assert not Path(f"/proc/{container.pid}/root/tmp/v.txt").exists()
     # The refusal is an event with the user (SECURITY.md web checklist 4).
-    assert Event.objects.filter(result="error", actor="viewer").exists()
+    assert Event.objects.filter(result="denied", actor="viewer").exists()
 
 
 def test_the_service_caps_an_upload_while_writing_and_removes_its_temp_file(settings: Any) -> None:

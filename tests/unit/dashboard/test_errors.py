@@ -83,3 +83,18 @@ def test_the_middleware_maps_engine_errors_and_ignores_others() -> None:
     middleware = EngineErrorMiddleware(lambda request: None)
     assert middleware.process_exception(_request(htmx=True), InUse("busy")).status_code == 409
     assert middleware.process_exception(_request(htmx=True), ValueError("bug")) is None
+
+
+def test_a_page_that_shows_toasts_gets_an_expected_refusal_in_band() -> None:
+    # berth.js sends X-Berth-Toasts: a 4xx would be logged by Chromium as a console error although
+    # the page shows it as a toast; the real status travels in X-Berth-Status.
+    request = RequestFactory().post(
+        "/volumes/data/remove/", headers={"HX-Request": "true", "X-Berth-Toasts": "1"}
+    )
+    request.user = AnonymousUser()
+    response = engine_error_response(request, InUse("volume data is in use by container web"))
+    assert response.status_code == 200 and response["X-Berth-Status"] == "409"
+    assert response["HX-Reswap"] == "none" and "toast" in response["HX-Trigger"]
+    # An engine failure is not expected: it keeps its status whoever asks.
+    failure = engine_error_response(request, RuntimeFailure("runc failed", argv=["runc"], exit_code=1))
+    assert failure.status_code == 500 and "X-Berth-Status" not in failure

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -152,3 +154,27 @@ def test_bucket_width_keeps_points_under_the_cap() -> None:
     assert bucket_width(7 * DAY, 60, 600) == 60 * 17  # 10080 rows → 17 per point → 593 points
     with pytest.raises(InvalidArgument):
         bucket_width(60, 10, 0)
+
+
+def test_above_for_needs_a_covered_window_and_every_sample_above(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from engine.services import metrics
+
+    settings.BERTH_ROOT = tmp_path
+    conn = ms.connect(tmp_path / ms.FILE_NAME)
+    ms.set_meta(conn, "interval", 10.0)
+    subject = "9" * 64
+    now = time.time()
+    # Three minutes at 90 % CPU and 900 of 1000 bytes of memory, up to now.
+    ms.add(conn, [ms.Sample(subject, now - 180 + i * 10, 90.0, 900.0, 1000.0) for i in range(19)])
+    assert metrics.above_for(subject, "cpu", 80, 2) is True
+    assert metrics.above_for(subject, "memory", 80, 2) is True
+    assert metrics.above_for(subject, "cpu", 95, 2) is False
+    assert metrics.above_for(subject, "cpu", 80, 5) is None  # only three minutes are known
+    assert metrics.above_for("0" * 64, "cpu", 80, 2) is None  # never sampled
+    ms.add(conn, [ms.Sample(subject, now - 35, 10.0, 900.0, 1000.0)])  # one dip breaks the streak
+    assert metrics.above_for(subject, "cpu", 80, 2) is False
+    series = metrics.history(subject, timedelta(minutes=3), max_points=600)
+    assert series.resolution == 10.0 and 18 <= len(series) <= 20
+    assert series.to_dict()["memory_bytes"][0] == 900.0
+    assert metrics.latest_host() is None
+    conn.close()
