@@ -1,4 +1,5 @@
 /* Berth dashboard helpers. Loaded on every page after htmx, no inline scripts (CSP).
+ * Over 400 lines because it is the one place for the small behaviours every page shares (listed below).
  *
  * - <time datetime="…">            shown as "3 minutes ago", exact local time on hover (data-absolute opts out)
  * - [data-copy="text"]             click (or Enter) copies the text (or the element's text when empty)

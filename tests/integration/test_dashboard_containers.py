@@ -3,6 +3,8 @@
 Two kinds of tests: list and permission tests run on container *records* made directly through the ORM
 (`make_records`, which bench/dashboard.py reuses for the 1,000-row timing), and flow tests run real
 containers (root, runc, conmon) created through the Run form.
+
+Over 400 lines because it covers every containers view and each role's refusals in one place.
 """
 
 from __future__ import annotations
