@@ -11,25 +11,12 @@ from django.core.validators import validate_email
 
 from engine.errors import EngineError
 from engine.models import AlertRule
+from engine.services.alertrules import FIELDS, THRESHOLDS, TIMED  # the service's own: the form cannot drift
 
 # Kinds whose threshold is a percentage, and the ones that also need a duration/window.
 PERCENT_KINDS = ("cpu", "memory", "disk")
-MINUTES_KINDS = ("cpu", "memory", "restart_loop")
-THRESHOLD_KINDS = (*PERCENT_KINDS, "restart_loop")
-
-FIELDS = (
-    "name",
-    "kind",
-    "scope",
-    "scope_value",
-    "threshold",
-    "minutes",
-    "notify_dashboard",
-    "email_to",
-    "webhook_url",
-    "webhook_secret",
-    "enabled",
-)
+MINUTES_KINDS = TIMED
+THRESHOLD_KINDS = tuple(THRESHOLDS)
 
 
 class AlertRuleForm(forms.Form):

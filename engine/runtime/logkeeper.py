@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from engine.errors import DiskFull, RuntimeFailure
-from engine.runtime import conmon, logfile
+from engine.runtime import conmon, logfile, singleton
 from engine.store.diskspace import Reserve
 
 INTERVAL = 0.2
@@ -129,16 +129,7 @@ def step(directory: Path) -> int:
 
 def _try_lock(directory: Path) -> int | None:
     """The keeper's own flock (one keeper per engine); its fd, or None if another keeper holds it."""
-    try:
-        fd = os.open(directory / _LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
+    return singleton.try_hold(directory / _LOCK_NAME)
 
 
 def run(directory: Path) -> None:

@@ -14,7 +14,6 @@ presence lock (runtime/presence). Run as `python -m engine.runtime.sampler ROOT 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import os
@@ -27,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import EngineError, RuntimeFailure
-from engine.runtime import cgroups, metricstore, presence
+from engine.runtime import cgroups, metricstore, presence, singleton
 
 POLL = 0.5  # seconds between checks for "nothing left to sample"
 _LOCK_NAME = "sampler.lock"
@@ -247,16 +246,7 @@ class Sampler:
 
 def _try_lock(run_dir: Path) -> int | None:
     """The sampler's own flock (one per engine); its fd, or None if another sampler holds it."""
-    try:
-        fd = os.open(run_dir / _LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
+    return singleton.try_hold(run_dir / _LOCK_NAME)
 
 
 def _names(run_dir: Path) -> list[str]:

@@ -19,7 +19,6 @@ says whose monitor it is); `ensure_running` starts it.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import subprocess
@@ -33,7 +32,7 @@ from pathlib import Path
 from engine import conf
 from engine.errors import RuntimeFailure
 from engine.models import AlertRule, Container, ContainerState
-from engine.runtime import presence
+from engine.runtime import presence, singleton
 from engine.services import bundle, healthconfig
 from engine.services.healthconfig import HealthSpec
 
@@ -246,16 +245,7 @@ def run(directory: Path) -> None:
 
 def _try_lock(directory: Path) -> int | None:
     """The monitor's flock (one per engine); its fd, or None if another monitor holds it."""
-    try:
-        fd = os.open(directory / _LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
+    return singleton.try_hold(directory / _LOCK_NAME)
 
 
 def serve() -> None:

@@ -272,3 +272,24 @@ def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+def remove_leftovers(server: Server, prefix: str = "", *, volumes: bool = False) -> None:
+    """Force-remove the containers (and with `volumes`, the volumes) named `prefix…` a test module made.
+
+    The in-process CLI runs with BERTH_MONITOR=0 so that removing never wakes the server's monitor.
+    """
+    env = {**server.env, "BERTH_MONITOR": "0"}
+    berth = [sys.executable, str(REPO / "manage.py"), "berth"]
+
+    def names(*args: str) -> list[str]:
+        out = subprocess.run([*berth, *args], env=env, capture_output=True, text=True, check=False).stdout
+        return [name for name in out.split() if name.startswith(prefix)]
+
+    containers = names("ps", "-a", "--format", "{{.Names}}")
+    if containers:
+        subprocess.run(
+            [*berth, "rm", "-f", *containers], env=env, capture_output=True, check=False, timeout=120
+        )
+    if volumes and (ours := names("volume", "ls", "-q")):
+        subprocess.run([*berth, "volume", "rm", *ours], env=env, capture_output=True, check=False, timeout=60)

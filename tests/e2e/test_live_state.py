@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,7 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import require_root
-from tests.e2e.conftest import PHONE, REPO, Server, screenshot
+from tests.e2e.conftest import PHONE, Server, remove_leftovers, screenshot
 
 # Exits 0 on SIGTERM (busybox sh as PID 1 ignores it otherwise, and stop would wait 10 s).
 TICKER = 'trap "exit 0" TERM; while true; do sleep 0.2; done'
@@ -34,21 +32,7 @@ def _root_and_cleanup(berth_server: Server) -> Iterator[None]:
     """Root is required; the containers and volumes these tests made are force-removed at the end."""
     require_root()
     yield
-    env = {**berth_server.env, "BERTH_MONITOR": "0"}
-    berth = [sys.executable, str(REPO / "manage.py"), "berth"]
-    lines = subprocess.run(
-        [*berth, "ps", "-a", "--format", "json"], env=env, capture_output=True, text=True, check=False
-    ).stdout.splitlines()
-    names = [json.loads(line)["Names"] for line in lines if line.strip()]
-    mine = [n for n in names if n.startswith("ls-")]
-    if mine:
-        subprocess.run([*berth, "rm", "-f", *mine], env=env, capture_output=True, check=False, timeout=120)
-    vols = subprocess.run(
-        [*berth, "volume", "ls", "-q"], env=env, capture_output=True, text=True, check=False
-    ).stdout.split()
-    mine = [v for v in vols if v.startswith("ls-")]
-    if mine:
-        subprocess.run([*berth, "volume", "rm", *mine], env=env, capture_output=True, check=False, timeout=60)
+    remove_leftovers(berth_server, "ls-", volumes=True)
 
 
 def cli_counts(server: Server) -> dict[str, int]:

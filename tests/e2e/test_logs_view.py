@@ -15,15 +15,13 @@ Screenshots: tests/e2e/screenshots/logs-*.png at 1280 and 390 px, light and dark
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from tests.conftest import require_root
-from tests.e2e.conftest import PHONE, REPO, Server, screenshot
+from tests.e2e.conftest import PHONE, Server, remove_leftovers, screenshot
 from tests.polling import wait_until
 
 PREFIX = "e2e-lg-"
@@ -56,14 +54,7 @@ def _root_and_cleanup(berth_server: Server) -> Iterator[None]:
     """Root is required; the containers these tests made are removed at the end."""
     require_root()
     yield
-    env = {**berth_server.env, "BERTH_MONITOR": "0"}
-    berth = [sys.executable, str(REPO / "manage.py"), "berth"]
-    names = subprocess.run(
-        [*berth, "ps", "-a", "--format", "{{.Names}}"], env=env, capture_output=True, text=True, check=False
-    ).stdout.split()
-    ours = [n for n in names if n.startswith(PREFIX)]
-    if ours:
-        subprocess.run([*berth, "rm", "-f", *ours], env=env, capture_output=True, check=False, timeout=120)
+    remove_leftovers(berth_server, PREFIX)
 
 
 def run(server: Server, name: str, script: str) -> str:

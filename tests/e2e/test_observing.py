@@ -8,8 +8,6 @@ history exists without waiting a day. Screenshots go to tests/e2e/screenshots/ob
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,7 +16,7 @@ import pytest
 
 from engine.runtime import metricstore
 from tests.conftest import require_root
-from tests.e2e.conftest import PHONE, REPO, Server, screenshot
+from tests.e2e.conftest import PHONE, Server, remove_leftovers, screenshot
 from tests.polling import wait_until
 
 DAY = 86400
@@ -30,13 +28,7 @@ def _root_and_cleanup(berth_server: Server) -> Iterator[None]:
     """Root is required; containers and rules the tests made are removed at the end."""
     require_root()
     yield
-    env = {**berth_server.env, "BERTH_MONITOR": "0"}
-    berth = [sys.executable, str(REPO / "manage.py"), "berth"]
-    ids = subprocess.run(
-        [*berth, "ps", "-aq"], env=env, capture_output=True, text=True, check=False
-    ).stdout.split()
-    if ids:
-        subprocess.run([*berth, "rm", "-f", *ids], env=env, capture_output=True, check=False, timeout=120)
+    remove_leftovers(berth_server)
 
 
 def create_container(server: Server, name: str, *args: str) -> str:
