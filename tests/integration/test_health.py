@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -81,6 +82,35 @@ def test_a_failing_check_turns_the_container_unhealthy_with_no_server(berth_cli:
     berth_cli.ok("exec", "hc", "touch", "/tmp/ok")
     _status_becomes(berth_cli, "hc", "healthy")
     assert _health_events(berth_cli, "hc") == ["healthy", "unhealthy", "healthy"]
+
+
+def test_an_images_healthcheck_from_its_dockerfile_turns_unhealthy_after_its_retries(
+    berth_cli: BerthCLI, tmp_path: Path
+) -> None:
+    # The check comes from the image alone: no --health-* flag at run.
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "HEALTHCHECK --interval=1s --timeout=5s --retries=3 CMD test -e /tmp/ok\n"
+        f'CMD ["sh", "-c", "{MAIN}"]\n'
+    )
+    berth_cli.ok("build", "-q", "-t", "hc-image:1", str(tmp_path))
+    try:
+        berth_cli.ok("run", "-d", "--name", "hci", "hc-image:1")
+        _status_becomes(berth_cli, "hci", "healthy")
+        assert berth_cli.inspect("hci")["Config"]["Healthcheck"]["Retries"] == 3
+
+        berth_cli.ok("exec", "hci", "rm", "/tmp/ok")
+        unhealthy = _status_becomes(berth_cli, "hci", "unhealthy")
+        # Three failures in a row, not fewer, made it unhealthy.
+        assert unhealthy["FailingStreak"] >= 3
+        assert [entry["ExitCode"] for entry in unhealthy["Log"][-3:]] == [1, 1, 1]
+        assert berth_cli.ok("ps", "-q", "--filter", "health=unhealthy").split() == [
+            berth_cli.inspect("hci")["Id"][:12]
+        ]
+        assert _health_events(berth_cli, "hci") == ["healthy", "unhealthy"]
+    finally:
+        berth_cli("rm", "-f", "hci")
+        berth_cli("rmi", "hc-image:1")
 
 
 def test_health_on_failure_restart_restarts_the_container(berth_cli: BerthCLI) -> None:
