@@ -305,7 +305,12 @@ def follow(
                 backlog = None
             if _replaced(fh, path):
                 if fh:
+                    # conmon may have written to the old inode after the read above and before it
+                    # reopened the log: read it to its end, or those lines would be lost.
+                    buf += fh.read()
                     fh.close()
+                    *complete, _unterminated = buf.split(b"\n")
+                    yield from accepted(complete)
                 fh = _open(path)
                 buf = b""
                 continue

@@ -96,6 +96,35 @@ def test_follow_sees_new_lines_and_a_replaced_file(tmp_path):
     assert seen == ["first", "second", "third"]
 
 
+def test_follow_reads_what_was_written_to_the_old_file_after_the_rotation(tmp_path, monkeypatch):
+    # conmon writes to the renamed file until it reopens the log. Here the rename, a late write to the
+    # old file and the new file all land between the follower's last (empty) read and its check for a
+    # replaced file: the late line must still be read before the new file is opened.
+    log = tmp_path / "ctr.log"
+    write(log, (T1, "stdout", "first"))
+    real_replaced = logfile._replaced
+    rotated_once = []
+
+    def rotate_in_the_window(fh, path):
+        if not rotated_once:
+            rotated_once.append(True)
+            rotated = tmp_path / "ctr.log.1"
+            log.rename(rotated)
+            with open(rotated, "a") as old:
+                old.write(f"{T2} stdout F late\n")
+            write(log, (T3, "stdout", "third"))
+        return real_replaced(fh, path)
+
+    monkeypatch.setattr(logfile, "_replaced", rotate_in_the_window)
+    stop = threading.Event()
+    seen = []
+    for line in logfile.follow(log, stop=stop, poll_interval=0.01):
+        seen.append(line.text)
+        if line.text == "third":
+            break
+    assert seen == ["first", "late", "third"]
+
+
 def test_follow_with_tail_yields_only_the_last_lines_first(tmp_path):
     log = tmp_path / "ctr.log"
     write(log, (T1, "stdout", "a"), (T2, "stdout", "b"), (T3, "stdout", "c"))
