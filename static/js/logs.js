@@ -543,6 +543,10 @@
     followButton.addEventListener("click", function () {
       if (following) {
         following = false;
+        // Draw the rows for where the view is now, at once: a scroll the browser had not yet
+        // applied must not leave the reader looking at padding until the next frame.
+        shown = [-1, -1];
+        render();
         updateLabels();
         return;
       }
@@ -573,7 +577,9 @@
       if (following && !atBottom && byReader) {
         following = false;
         updateLabels();
-      } else if (!following && atBottom && live && !currentCursor && !pending.length) {
+      } else if (!following && atBottom && byReader && live && !currentCursor && !pending.length) {
+        // Only the reader's own scroll back to the end resumes: a late scroll event from the page's
+        // own following (it arrives after a click on Pause) must not undo the pause.
         following = true;
         held = 0;
         updateLabels();
