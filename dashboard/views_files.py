@@ -158,12 +158,13 @@ def container_file_download(request: HttpRequest, ref: str) -> StreamingHttpResp
     with _acting(request):
         _, stream = files.get_archive(container.id, where)
     base = info.name if info.name not in ("/", ".") else "rootfs"
-    response = StreamingHttpResponse(_relay(stream), content_type="application/x-tar")
+    response = StreamingHttpResponse(relay_archive(stream), content_type="application/x-tar")
     response["Content-Disposition"] = content_disposition_header(True, f"{container.name}-{base}.tar")
     return response
 
 
-async def _relay(stream: files.ArchiveStream) -> AsyncIterator[bytes]:
+async def relay_archive(stream: Any) -> AsyncIterator[bytes]:
+    """Stream an archive (iterable of bytes with close()) to the client; its blocking reads run in worker threads."""
     chunks = iter(stream)
     take = sync_to_async(_take, thread_sensitive=False)
     try:

@@ -7,10 +7,8 @@ as the signed-in user.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
@@ -21,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from dashboard import policy
 from dashboard.forms_registries import CommitForm
+from dashboard.views_files import relay_archive
 from dashboard.views_images import IMAGE_ID, image_url
 from engine import events
 from engine.errors import InvalidArgument
@@ -45,27 +44,9 @@ def image_export(request: HttpRequest, image_id: str) -> StreamingHttpResponse:
     name = name or image_id
     with _acting(request):
         stream = imageexport.export(name)
-    response = StreamingHttpResponse(_relay(stream), content_type="application/x-tar")
+    response = StreamingHttpResponse(relay_archive(stream), content_type="application/x-tar")
     response["Content-Disposition"] = content_disposition_header(True, stream.filename)
     return response
-
-
-async def _relay(stream: imageexport.ExportStream) -> AsyncIterator[bytes]:
-    # Reads block on the pipe: each one goes to a worker thread, never the event loop's.
-    chunks = iter(stream)
-    take = sync_to_async(_next_chunk, thread_sensitive=False)
-    try:
-        while True:
-            chunk = await take(chunks)
-            if not chunk:
-                return
-            yield chunk
-    finally:
-        await sync_to_async(stream.close, thread_sensitive=False)()
-
-
-def _next_chunk(chunks: Iterator[bytes]) -> bytes:
-    return next(chunks, b"")
 
 
 # ---------- commit ----------
