@@ -11,14 +11,14 @@ cap when it rotates and rotates itself: `rotate()` renames `<log>` to `<log>.1` 
 files up to `keep`) and asks conmon to reopen through its ctl FIFO; conmon keeps writing to the
 renamed inode until it reopens, so no record is lost. The log keeper (runtime/logkeeper) does it
 whether or not the web server runs. Readers read `<log>.N` …
-`<log>.1`, `<log>` in that order, and a follower notices a replaced file by its inode.
+`<log>.1`, `<log>` in that order; a follower (runtime/logfollow.py) notices a replaced file by its
+inode.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -100,7 +100,7 @@ def parse_record(line: bytes) -> Record | None:
     return Record(when, parts[1].decode(), parts[2] == b"P", parts[3] if len(parts) == 4 else b"")
 
 
-class _Joiner:
+class Joiner:
     """Join P records per stream until their F record; the first piece's time is the line's time."""
 
     def __init__(self) -> None:
@@ -141,7 +141,7 @@ def log_files(path: Path) -> list[Path]:
 
 def iter_lines(chunks: Iterable[bytes]) -> Iterator[LogLine]:
     """Turn raw file lines into joined LogLines (pure; used by the readers and the tests)."""
-    joiner = _Joiner()
+    joiner = Joiner()
     for raw in chunks:
         rec = parse_record(raw)
         if rec is not None:
@@ -241,109 +241,6 @@ def _tail_records(path: Path, count: int, streams: frozenset[str], block: int = 
                 collected = collected[i + 1 :]
                 break
     return collected
-
-
-def follow(
-    path: Path,
-    *,
-    stop: threading.Event,
-    since: datetime | None = None,
-    tail: int | None = None,
-    streams: Iterable[str] = STREAMS,
-    poll_interval: float = POLL_INTERVAL,
-) -> Iterator[LogLine]:
-    """Yield existing lines (as read_log) and then new ones as they are written, until `stop` is set.
-
-    Polls the file. The live file is opened before the rotated ones are listed, so a rotation in
-    between is noticed (same inode) rather than skipped; when `<log>` is later replaced (our rotation
-    or conmon's cap) the old inode is read to its end before the new file is opened.
-    """
-    wanted = frozenset(streams)
-    joiner = _Joiner()
-    backlog: deque[LogLine] | None = deque(maxlen=max(tail, 0)) if tail is not None else None
-
-    def accept(line: LogLine | None) -> bool:
-        return line is not None and line.stream in wanted and (since is None or line.time >= since)
-
-    def accepted(raws: Iterable[bytes]) -> Iterator[LogLine]:
-        for raw in raws:
-            rec = parse_record(raw)
-            line = joiner.feed(rec) if rec else None
-            if line is not None and accept(line):
-                yield line
-
-    fh = _open(path)
-    try:
-        own = os.fstat(fh.fileno()) if fh else None
-        for f in log_files(path):
-            if f == Path(path):
-                continue
-            try:
-                st = os.stat(f)
-                if own is not None and (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino):
-                    continue
-                with open(f, "rb") as old:
-                    if backlog is not None:
-                        backlog.extend(accepted(old))
-                    else:
-                        yield from accepted(old)
-            except FileNotFoundError:
-                continue
-        buf = b""
-        while not stop.is_set():
-            chunk = fh.read(65536) if fh else b""
-            if chunk:
-                buf += chunk
-                *complete, buf = buf.split(b"\n")
-                if backlog is not None:
-                    backlog.extend(accepted(complete))
-                else:
-                    yield from accepted(complete)
-                continue
-            if backlog is not None:  # the first end of the live file: history is complete
-                yield from backlog
-                backlog = None
-            if _replaced(fh, path):
-                if fh:
-                    # conmon may have written to the old inode after the read above and before it
-                    # reopened the log: read it to its end, or those lines would be lost.
-                    buf += fh.read()
-                    fh.close()
-                    *complete, _unterminated = buf.split(b"\n")
-                    yield from accepted(complete)
-                fh = _open(path)
-                buf = b""
-                continue
-            stop.wait(poll_interval)
-        if backlog is not None:
-            yield from backlog
-        # The writer ended mid-line (output without a final newline): that partial line is output too.
-        for line in joiner.flush():
-            if accept(line):
-                yield line
-    finally:
-        if fh:
-            fh.close()
-
-
-def _open(path: Path):  # type: ignore[no-untyped-def]
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise RuntimeFailure(f"cannot read log {path}: {exc}") from exc
-
-
-def _replaced(fh, path: Path) -> bool:  # type: ignore[no-untyped-def]
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return False
-    if fh is None:
-        return True
-    own = os.fstat(fh.fileno())
-    return (st.st_dev, st.st_ino) != (own.st_dev, own.st_ino) or st.st_size < fh.tell()
 
 
 def needs_rotation(path: Path, max_size: int) -> bool:

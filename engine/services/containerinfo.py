@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.errors import ContainerNotFound, InvalidArgument
 from engine.models import Container, ContainerState
-from engine.runtime import cgroups, logfile, proctable
+from engine.runtime import cgroups, logfile, logfollow, proctable
 from engine.services import (
     bundle,
     containers,
@@ -191,7 +191,7 @@ def logs(ref: str, query: LogQuery, *, stop: threading.Event | None = None) -> I
     watcher = threading.Thread(target=_stop_when_exited, args=(container, drain), daemon=True)
     watcher.start()
     try:
-        for line in logfile.follow(
+        for line in logfollow.follow(
             path,
             stop=drain,  # type: ignore[arg-type]
             since=query.since,
@@ -206,7 +206,7 @@ def logs(ref: str, query: LogQuery, *, stop: threading.Event | None = None) -> I
 
 
 class _DrainThenStop:
-    """The stop event handed to logfile.follow: once the container exited, end at the end of the file.
+    """The stop event handed to logfollow.follow: once the container exited, end at the end of the file.
 
     follow checks `is_set()` between chunks and calls `wait()` only at the end of the file. A stop
     requested by the watcher (`request()`) takes effect at the first end of file reached *after*

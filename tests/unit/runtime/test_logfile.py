@@ -3,7 +3,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
-from engine.runtime import logfile
+from engine.runtime import logfile, logfollow
 from tests.polling import wait_until
 
 T1 = "2026-11-28T00:21:26.864821083+00:00"
@@ -76,7 +76,7 @@ def test_follow_sees_new_lines_and_a_replaced_file(tmp_path):
     seen = []
 
     def run():
-        for line in logfile.follow(log, stop=stop, poll_interval=0.01):
+        for line in logfollow.follow(log, stop=stop, poll_interval=0.01):
             seen.append(line.text)
             if len(seen) == 3:
                 stop.set()
@@ -102,7 +102,7 @@ def test_follow_reads_what_was_written_to_the_old_file_after_the_rotation(tmp_pa
     # replaced file: the late line must still be read before the new file is opened.
     log = tmp_path / "ctr.log"
     write(log, (T1, "stdout", "first"))
-    real_replaced = logfile._replaced
+    real_replaced = logfollow._replaced
     rotated_once = []
 
     def rotate_in_the_window(fh, path):
@@ -115,10 +115,10 @@ def test_follow_reads_what_was_written_to_the_old_file_after_the_rotation(tmp_pa
             write(log, (T3, "stdout", "third"))
         return real_replaced(fh, path)
 
-    monkeypatch.setattr(logfile, "_replaced", rotate_in_the_window)
+    monkeypatch.setattr(logfollow, "_replaced", rotate_in_the_window)
     stop = threading.Event()
     seen = []
-    for line in logfile.follow(log, stop=stop, poll_interval=0.01):
+    for line in logfollow.follow(log, stop=stop, poll_interval=0.01):
         seen.append(line.text)
         if line.text == "third":
             break
@@ -130,7 +130,52 @@ def test_follow_with_tail_yields_only_the_last_lines_first(tmp_path):
     write(log, (T1, "stdout", "a"), (T2, "stdout", "b"), (T3, "stdout", "c"))
     stop = threading.Event()
     out = []
-    for line in logfile.follow(log, stop=stop, tail=1, poll_interval=0.01):
+    for line in logfollow.follow(log, stop=stop, tail=1, poll_interval=0.01):
         out.append(line.text)
         stop.set()
     assert out == ["c"]
+
+
+def _rotate_by_hand(log, keep):
+    """What logfile.rotate does, without a conmon to reopen: shift the names, drop past `keep`."""
+    logfile.rotate(log, keep=keep, reopen=lambda: None)
+
+
+def test_a_follower_several_rotations_behind_reads_every_file_in_between(tmp_path):
+    log = tmp_path / "ctr.log"
+    write(log, (T1, "stdout", "a1"))
+    stop = threading.Event()
+    lines = logfollow.follow(log, stop=stop, poll_interval=0.01)
+    assert next(lines).text == "a1"  # the follower now holds the first file open, at its end
+    with open(log, "a") as fh:
+        fh.write(f"{T1} stdout F a2\n")
+    _rotate_by_hand(log, keep=5)
+    write(log, (T2, "stdout", "b1"), (T2, "stdout", "b2"))
+    _rotate_by_hand(log, keep=5)
+    write(log, (T3, "stdout", "c1"))
+    seen = []
+    for line in lines:
+        seen.append(line.text)
+        if line.text == "c1":
+            break
+    assert seen == ["a2", "b1", "b2", "c1"]
+
+
+def test_a_follower_whose_file_was_dropped_goes_on_with_the_oldest_kept(tmp_path):
+    log = tmp_path / "ctr.log"
+    write(log, (T1, "stdout", "a1"))
+    stop = threading.Event()
+    lines = logfollow.follow(log, stop=stop, poll_interval=0.01)
+    assert next(lines).text == "a1"
+    with open(log, "a") as fh:
+        fh.write(f"{T1} stdout F a2\n")
+    _rotate_by_hand(log, keep=1)
+    write(log, (T2, "stdout", "b1"))
+    _rotate_by_hand(log, keep=1)  # the first file is gone from the directory; the follower still holds it
+    write(log, (T3, "stdout", "c1"))
+    seen = []
+    for line in lines:
+        seen.append(line.text)
+        if line.text == "c1":
+            break
+    assert seen == ["a2", "b1", "c1"]
