@@ -27,13 +27,18 @@ class Monitor:
         self._last_maintain = 0.0
 
     def step(self) -> list[int]:
-        """Publish events written since the last step; now and then reconcile containers. Returns the ids sent."""
-        ids = list(
-            Event.objects.filter(id__gt=self.last_event_id).order_by("id").values_list("id", flat=True)[:500]
+        """Publish events written since the last step, close the sockets of users a user event revoked,
+        and now and then reconcile containers. Returns the ids sent."""
+        rows = list(
+            Event.objects.filter(id__gt=self.last_event_id)
+            .order_by("id")
+            .values_list("id", "object_type", "action", "object_id")[:500]
         )
+        ids = [row[0] for row in rows]
         if ids:
             self.last_event_id = ids[-1]
             _publish(ids)
+            _revoke(rows)
         now = time.monotonic()
         if now - self._last_maintain >= MAINTAIN_EVERY:
             self._last_maintain = now
@@ -50,6 +55,23 @@ def _publish(ids: list[int]) -> None:
         return
     for event_id in ids:
         async_to_sync(layer.group_send)(EVENTS_GROUP, {"type": "engine.event", "event_id": event_id})
+
+
+def _revoke(rows: list[tuple[int, str, str, str]]) -> None:
+    """Close the open sockets of each user whose deactivation, role or password change is in `rows`.
+
+    The process that made the change (often the CLI) reaches only its own channel layer; following the
+    table is how the change reaches this server's sockets without Redis. A second close (the web
+    process's own, or Redis carrying the CLI's) finds the group empty or the socket closing: harmless.
+    """
+    from engine.services import users
+
+    for user_id in {
+        int(oid)
+        for _, kind, action, oid in rows
+        if kind == "user" and action in users.REVOKING_ACTIONS and oid.isdigit()
+    }:
+        users.close_sockets(user_id)
 
 
 def _maintain() -> None:

@@ -138,16 +138,22 @@ def set_password(username: str, password: str, *, own: bool = False) -> Any:
     return user
 
 
+# The user events after which the user's open websockets must close (object_id holds the user's pk).
+# The server's monitor (dashboard/monitor.py) follows the events table and closes them for these,
+# whichever process recorded the change; "activate" and "create" leave nothing open to close.
+REVOKING_ACTIONS = frozenset({"deactivate", "role", "passwd"})
+
+
 def revocation_group(user_id: int) -> str:
     """The channel-layer group of a user's open websockets (dashboard/consumers/base.py joins it)."""
     return f"user.{user_id}"
 
 
-def _revoke(user: Any) -> None:
-    """Close the user's open websockets: Channels checks the session only when a socket connects.
+def close_sockets(user_id: int) -> None:
+    """Ask every open websocket of `user_id` this channel layer reaches to close (code 4401).
 
-    Best effort: a page missing it still loses its session on the next request. With the in-memory
-    channel layer only sockets of this process are reached (the CLI's changes need Redis).
+    Best effort and idempotent: a socket that already closed has left the group, and a second close of
+    a closing socket is ignored by the server. Raises nothing; the change itself is done and recorded.
     """
     try:
         from asgiref.sync import async_to_sync
@@ -155,9 +161,20 @@ def _revoke(user: Any) -> None:
 
         layer = get_channel_layer()
         if layer is not None:
-            async_to_sync(layer.group_send)(revocation_group(user.pk), {"type": "user.revoke"})
+            async_to_sync(layer.group_send)(revocation_group(user_id), {"type": "user.revoke"})
     except Exception:  # noqa: BLE001 — the change itself is done and recorded
-        logger.debug("could not close the sockets of %s", user.username, exc_info=True)
+        logger.debug("could not close the sockets of user %s", user_id, exc_info=True)
+
+
+def _revoke(user: Any) -> None:
+    """Close the user's open websockets: Channels checks the session only when a socket connects.
+
+    This reaches the sockets of this process at once (all of them with Redis). With the in-memory
+    channel layer a CLI process reaches none; the server's monitor closes them when it sees the
+    event (REVOKING_ACTIONS), within its poll interval. A page missing both still loses its session
+    on the next request.
+    """
+    close_sockets(user.pk)
 
 
 def admins_left(excluding: Iterable[int] = ()) -> int:

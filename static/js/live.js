@@ -9,7 +9,11 @@
  *  - events are batched (BATCH_MS), so a burst refreshes each element once;
  *  - one request per element at a time, and an event that arrives during it fetches again afterwards,
  *    so the last event always wins (nothing lags one event behind);
- *  - after a reconnect every live element is fetched again (events may have been missed meanwhile).
+ *  - no event is missed between the page's render and its socket, nor across a dropped socket or a
+ *    server restart: the page carries the newest event id of its render (data-live-after on this
+ *    script's tag), the socket asks for the events after the last id applied (?after=), the server
+ *    replays them, and an id already applied is ignored (replay and live delivery can overlap). When
+ *    too many were missed the server says "resync" and every live element is fetched again.
  * Elements without an id or a URL get htmx's "berth:refresh" trigger instead. Each event is also
  * dispatched on document as a "berth:event" CustomEvent for page scripts.
  */
@@ -25,6 +29,24 @@
   var timer = null;
   var busy = new Set(); // ids being fetched
   var again = new Set(); // ids to fetch once more when their request ends
+  var APPLIED_KEPT = 2000;
+  var applied = new Set(); // event ids already applied (the newest APPLIED_KEPT)
+  var lastId = cursorOfPage(); // the newest event id applied, or of the render; null: unknown
+
+  function cursorOfPage() {
+    var script = document.querySelector("script[data-live-after]");
+    var value = script ? script.getAttribute("data-live-after") : "";
+    return /^\d+$/.test(value) ? Number(value) : null;
+  }
+
+  function firstTime(id) {
+    if (typeof id !== "number") return true;
+    if (applied.has(id)) return false;
+    applied.add(id);
+    if (applied.size > APPLIED_KEPT) applied.delete(applied.values().next().value);
+    if (lastId === null || id > lastId) lastId = id;
+    return true;
+  }
 
   function matches(token, event) {
     if (token === "*") return true;
@@ -92,6 +114,7 @@
   }
 
   function onEvent(event) {
+    if (!firstTime(event.id)) return;
     document.querySelectorAll("[data-live]").forEach(function (el) {
       if (concerns(el, event)) schedule(el);
     });
@@ -104,10 +127,11 @@
 
   function connect() {
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    socket = new WebSocket(scheme + window.location.host + "/ws/events/");
+    var query = lastId === null ? "" : "?after=" + lastId;
+    socket = new WebSocket(scheme + window.location.host + "/ws/events/" + query);
     socket.addEventListener("open", function () {
       retry = 1000;
-      if (connectedBefore) refreshAll();
+      if (connectedBefore && lastId === null) refreshAll(); // nothing to resume from: fetch it all
       connectedBefore = true;
       document.documentElement.dataset.live = "connected";
     });
@@ -119,6 +143,11 @@
         return;
       }
       if (data && data.type === "event") onEvent(data);
+      if (data && data.type === "resync") {
+        applied.clear();
+        lastId = typeof data.newest === "number" ? data.newest : null;
+        refreshAll();
+      }
     });
     socket.addEventListener("close", function (close) {
       document.documentElement.dataset.live = "disconnected";
@@ -130,7 +159,12 @@
     });
   }
 
-  window.berthLive = { refreshAll: refreshAll };
+  window.berthLive = {
+    refreshAll: refreshAll,
+    lastId: function () {
+      return lastId;
+    },
+  };
 
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", connect);
