@@ -11,6 +11,21 @@
  * returns to the live end. Pause, search and scrolling touch only a few dozen rows, so they answer
  * at once during a flood.
  *
+ * Wrap (remembered, like Timestamps): a line takes as many ROW-high rows as its characters need.
+ * The font is monospace, so that count is computed, not measured (one character's width and the
+ * view's inner width give the characters per row; the timestamp and source name count on the first
+ * row); each item keeps its count, `pre` sums them for scroll offset ↔ line, and each drawn row is
+ * given exactly that height (overflow hidden), so the layout matches the model even where tabs or
+ * wide characters make the count a little off. Following only walks back from the end.
+ *
+ * Whatever changes the window under a reader who is not following (an older page, a merged page, a
+ * newer page, a width change with Wrap on) keeps the line at the top edge where it was (keepPlace).
+ *
+ * The merged view reads back too: each source keeps its own top (a cursor, or the time of its oldest
+ * line in the window); an older page is asked of every source not yet at its start, and only lines
+ * no older than the newest of those pages' oldest lines are merged in (older ones could still have
+ * lines of another source between them), so every log is reachable, in time order, to its first line.
+ *
  * Over 400 lines because the virtual list, the paging, the search and the live sockets share one
  * window of lines and its invariants; split, each part would reach into the others' state.
  *
@@ -44,6 +59,7 @@
     var followButton = $("[data-logs-follow]");
     var tailSelect = $("[data-logs-tail]");
     var tsBox = $("[data-logs-timestamps]");
+    var wrapBox = $("[data-logs-wrap]");
     var searchBox = $("[data-logs-search]");
     var sinceBox = $("[data-logs-since]");
     var untilBox = $("[data-logs-until]");
@@ -61,6 +77,8 @@
       src.lastTs = null;
       src.retry = 1000;
       src.ended = false;
+      src.top = null; // cursor of its oldest line in the window, once a page brought one
+      src.done = false; // its oldest line in the window is the first of its log
     });
 
     // The window: items [time, stream, text, cursor or null, source index], oldest first.
@@ -83,6 +101,36 @@
     var current = -1;
     var currentCursor = null;
     var awayNote = "";
+    var placed = -1; // a scroll offset the page set and the browser did not keep yet (-1: none)
+    var single = null; // the source whose lines alone fill the window (a merged view's search match)
+
+    // Wrap: item[5] its width in characters, item[6] the layout generation item[7] (its rows) is for.
+    var wrap = false;
+    var layoutKey = "";
+    var layoutGen = 0;
+    var charW = 0;
+    var availW = 0;
+    var leadTs = 0;
+    var cols = 1;
+    var totalRows = -1; // the window's rows (Wrap on); -1: to be summed
+    var pre = null; // pre[i]: rows before line i (Wrap on); null: to be rebuilt
+    var WIDE = /[\u1100-\u115f\u2e80-\u303e\u3041-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6]/g;
+
+    function remembered(key) {
+      try {
+        return window.localStorage.getItem(key) === "1";
+      } catch (e) {
+        return false;
+      }
+    }
+
+    function remember(key, on) {
+      try {
+        window.localStorage.setItem(key, on ? "1" : "0");
+      } catch (e) {
+        /* private mode: the choice lasts for this page only */
+      }
+    }
 
     // ---------- the live end ----------
     function setStatus(text) {
@@ -170,8 +218,13 @@
       following = true;
       currentCursor = null;
       awayNote = "";
+      single = null;
+      placed = -1;
+      reshaped();
       sources.forEach(function (src) {
         src.lastTs = null;
+        src.top = null;
+        src.done = false;
         connect(src, false);
       });
       changed();
@@ -194,7 +247,9 @@
         var item = items[i];
         if (merged && lines.length && item[0] < lines[lines.length - 1][0]) insertByTime(item);
         else lines.push(item);
+        if (wrap && totalRows >= 0) totalRows += rowsOf(item);
       }
+      pre = null;
     }
 
     function flush() {
@@ -214,10 +269,15 @@
       append(add);
       var drop = lines.length - MAX_WINDOW;
       if (drop > 0) {
+        if (wrap && totalRows >= 0) totalRows -= rowsIn(lines, 0, drop);
         lines.splice(0, drop);
         if (earlier >= 0) earlier += drop;
         topCursor = null;
         topDone = false;
+        sources.forEach(function (src) {
+          src.top = null;
+          src.done = false;
+        });
       }
     }
 
@@ -249,14 +309,183 @@
       return view.clientHeight;
     }
 
-    function render() {
+    // ---------- rows (Wrap) ----------
+    function widthOf(text) {
+      var n = text.length;
+      if (/[^\x20-\x7e]/.test(text)) {
+        var wide = text.match(WIDE);
+        if (wide) n += wide.length; // two columns each
+        var tabs = text.split("\t").length - 1;
+        n += 7 * tabs; // up to eight columns each: rather a row too many than a cut line
+      }
+      return n;
+    }
+
+    function charsOf(item) {
+      var text = item[2];
+      if (typeof text === "string") return widthOf(text);
+      var n = 0;
+      if (Array.isArray(text)) {
+        for (var i = 0; i < text.length; i++) if (Array.isArray(text[i])) n += widthOf(String(text[i][0]));
+      }
+      return n;
+    }
+
+    function rowsOf(item) {
+      if (item[6] === layoutGen) return item[7];
+      if (item[5] === undefined) item[5] = charsOf(item);
+      var lead = leadTs + (merged ? sources[item[4]].name.length * charW + 8 : 0);
+      var first = Math.max(0, Math.floor((availW - lead) / charW + 0.01));
+      var n = item[5];
+      item[6] = layoutGen;
+      item[7] = n <= first ? 1 : 1 + Math.ceil((n - first) / cols);
+      return item[7];
+    }
+
+    function rowsIn(items, from, to) {
+      if (!wrap) return to - from;
+      var n = 0;
+      for (var i = from; i < to; i++) n += rowsOf(items[i]);
+      return n;
+    }
+
+    // The window changed other than at its end: sums are redone when next needed.
+    function reshaped() {
+      pre = null;
+      totalRows = -1;
+    }
+
+    function totalOf() {
+      if (!wrap) return lines.length;
+      if (totalRows < 0) totalRows = rowsIn(lines, 0, lines.length);
+      return totalRows;
+    }
+
+    function prefix() {
+      if (!pre) {
+        pre = new Array(lines.length + 1);
+        pre[0] = 0;
+        for (var i = 0; i < lines.length; i++) pre[i + 1] = pre[i] + rowsOf(lines[i]);
+        totalRows = pre[lines.length];
+      }
+      return pre;
+    }
+
+    function rowOf(index) {
+      return wrap ? prefix()[index] : index;
+    }
+
+    // The line covering visual row r.
+    function lineAt(r) {
+      if (!lines.length) return 0;
+      if (!wrap) return Math.max(0, Math.min(lines.length - 1, r));
+      var p = prefix();
+      var lo = 0;
+      var hi = lines.length - 1;
+      while (lo < hi) {
+        var mid = (lo + hi + 1) >> 1;
+        if (p[mid] <= r) lo = mid;
+        else hi = mid - 1;
+      }
+      return lo;
+    }
+
+    // Characters per row from the view's inner width; true when that changed (the rows are redone).
+    function widthKey() {
+      return view.clientWidth + (view.classList.contains("show-ts") ? "t" : "");
+    }
+
+    function measure() {
+      var key = widthKey();
+      if (key === layoutKey) return false;
+      if (!charW) {
+        var probe = document.createElement("span");
+        probe.className = "log-probe";
+        probe.textContent = "0123456789".repeat(8);
+        view.appendChild(probe);
+        charW = probe.getBoundingClientRect().width / 80 || 7.5;
+        view.removeChild(probe);
+      }
+      layoutKey = key;
+      layoutGen++;
+      availW = view.clientWidth - 24; // .log-line's padding
+      leadTs = view.classList.contains("show-ts") ? 23 * charW + 8 : 0;
+      cols = Math.max(1, Math.floor(availW / charW + 0.01));
+      reshaped();
+      return true;
+    }
+
+    // The line at offset px of the list and how many px of it are above that offset.
+    function anchorAt(px) {
+      var i = lineAt(Math.floor(px / ROW));
+      return [i, px - rowOf(i) * ROW];
+    }
+
+    // Change the window under a reader who is not following, keeping the line at the top edge (and
+    // how far into it the edge cuts) in place. The new scroll offset is set after the rows and
+    // padding for it are in the DOM and laid out: set against the old height, it would be clamped.
+    function keepPlace(change) {
+      var at = lines.length ? anchorAt(view.scrollTop) : null;
+      var item = at ? lines[at[0]] : null;
+      change();
+      reshaped();
+      following = false;
+      var index = item ? lines.indexOf(item) : -1;
+      var want = index >= 0 ? rowOf(index) * ROW + at[1] : view.scrollTop;
+      scrollToPx(want);
+    }
+
+    function scrollToPx(want) {
+      want = Math.max(0, Math.min(want, totalOf() * ROW - viewHeight()));
+      shown = [-1, -1];
+      render(want);
+      void view.scrollHeight; // lay out the new padding before the scroll offset is set
+      view.scrollTop = want;
+      placed = Math.abs(view.scrollTop - want) < 1 ? -1 : want;
+      schedule();
+    }
+
+    function render(at) {
       var total = lines.length;
       var height = viewHeight();
-      var top = following ? Math.max(0, total * ROW - height) : view.scrollTop;
-      var first = Math.max(0, Math.min(total, Math.floor(top / ROW) - OVERSCAN));
-      var last = Math.min(total, Math.ceil((top + height) / ROW) + OVERSCAN);
-      if (pads[0] !== first * ROW || pads[1] !== (total - last) * ROW) {
-        pads = [first * ROW, (total - last) * ROW];
+      if (wrap && !following && at === undefined && total && layoutKey && widthKey() !== layoutKey) {
+        // The width changed under a reader: find their line with the old rows, show it with the new.
+        var anchor = anchorAt(view.scrollTop);
+        measure();
+        scrollToPx(rowOf(anchor[0]) * ROW + Math.min(anchor[1], rowsOf(lines[anchor[0]]) * ROW - 1));
+        return;
+      }
+      if (wrap) measure();
+      var rows = totalOf();
+      var top = following ? Math.max(0, rows * ROW - height) : at !== undefined ? at : view.scrollTop;
+      var first;
+      var last;
+      var above;
+      var below;
+      if (!wrap) {
+        first = Math.max(0, Math.min(total, Math.floor(top / ROW) - OVERSCAN));
+        last = Math.min(total, Math.ceil((top + height) / ROW) + OVERSCAN);
+        above = first;
+        below = total - last;
+      } else if (following) {
+        // Walk back from the end: no sums over the window in a flood.
+        var need = Math.ceil(height / ROW);
+        var seen = 0;
+        first = total;
+        while (first > 0 && seen < need) seen += rowsOf(lines[--first]);
+        for (var k = 0; k < OVERSCAN && first > 0; k++) seen += rowsOf(lines[--first]);
+        last = total;
+        above = rows - seen;
+        below = 0;
+      } else {
+        var p = prefix();
+        first = Math.max(0, lineAt(Math.floor(top / ROW)) - OVERSCAN);
+        last = Math.min(total, lineAt(Math.ceil((top + height) / ROW)) + 1 + OVERSCAN);
+        above = p[first];
+        below = rows - p[last];
+      }
+      if (pads[0] !== above * ROW || pads[1] !== below * ROW) {
+        pads = [above * ROW, below * ROW];
         rowsBox.style.paddingTop = pads[0] + "px";
         rowsBox.style.paddingBottom = pads[1] + "px";
       }
@@ -266,6 +495,11 @@
         rowsBox.replaceChildren(fragment);
         shown = [first, last];
       }
+      if (!following && placed >= 0 && at === undefined && Math.abs(view.scrollTop - placed) >= 1) {
+        // A scroll offset the page set was not kept (the browser clamped it to a stale height).
+        view.scrollTop = placed;
+      }
+      if (placed >= 0 && Math.abs(view.scrollTop - placed) < 1) placed = -1;
       if (following && view.scrollTop !== top) {
         view.scrollTop = top;
         // A scroll set in the same frame as a new padding is sometimes not kept: check next frame.
@@ -301,6 +535,7 @@
       var el = document.createElement("div");
       el.className = item[1] === "stderr" ? "log-line log-line--stderr" : "log-line";
       if (currentCursor && item[3] === currentCursor) el.className += " is-current";
+      if (wrap) el.style.height = rowsOf(item) * ROW + "px";
       var ts = document.createElement("span");
       ts.className = "log-ts";
       ts.textContent = String(item[0]).slice(0, 23).replace("T", " ");
@@ -343,7 +578,6 @@
       var text;
       if (topDone) text = "Start of the log." + (awayNote ? " " + awayNote : "");
       else if (awayNote) text = awayNote;
-      else if (merged) text = "The newest " + fmt(MAX_WINDOW) + " lines at most; open one container's log to read further back.";
       else if (earlier > 0 && live) text = fmt(earlier) + " earlier line" + (earlier === 1 ? "" : "s") + " — scroll up to load them.";
       else if (lines.length) text = "Scroll up for earlier lines.";
       else text = "";
@@ -367,7 +601,12 @@
     }
 
     function loadOlder() {
-      if (loading || topDone || merged || !lines.length) return;
+      if (loading || topDone || !lines.length) return;
+      if (merged && !single) {
+        loadOlderMerged();
+        return;
+      }
+      var src = single || sources[0];
       var params;
       if (topCursor) {
         params = "before=" + encodeURIComponent(topCursor);
@@ -378,32 +617,16 @@
         params = "before_time=" + encodeURIComponent(t) + "&skip=" + skip;
       }
       loading = true;
-      getJSON(sources[0].lines + "?" + params + "&limit=" + PAGE)
+      getJSON(src.lines + "?" + params + "&limit=" + PAGE)
         .then(function (page) {
-          var add = tag(page.lines, 0);
-          var beforeTop = view.scrollTop;
-          lines = add.concat(lines);
-          topCursor = page.start;
-          topDone = !page.more_before;
-          if (earlier > 0) earlier = Math.max(0, earlier - add.length);
-          var cut = lines.length - MAX_WINDOW;
-          if (cut > 0) {
-            var first = lines[lines.length - cut];
-            lines.length = MAX_WINDOW;
-            if (first[3]) {
-              bottomCursor = first[3];
-              moreAfter = true;
-            } else {
-              awayNote = "Reading back: newer lines are not loaded; Follow shows the live end.";
-            }
-            if (live) held += pending.length;
-            pending = [];
-            live = false;
-          }
-          following = false;
-          shown = [-1, -1];
-          render();
-          view.scrollTop = beforeTop + add.length * ROW;
+          var add = tag(page.lines, src.index);
+          keepPlace(function () {
+            lines = add.concat(lines);
+            topCursor = page.start;
+            topDone = !page.more_before;
+            if (earlier > 0) earlier = Math.max(0, earlier - add.length);
+            cutBottom();
+          });
           updateLabels();
         })
         .catch(function (err) {
@@ -414,6 +637,105 @@
         });
     }
 
+    // Past MAX_WINDOW after lines came in at the top: the newest leave the window.
+    function cutBottom() {
+      var cut = lines.length - MAX_WINDOW;
+      if (cut <= 0) return;
+      var first = lines[lines.length - cut];
+      lines.length = MAX_WINDOW;
+      if (first[3] && !(merged && !single)) {
+        bottomCursor = first[3];
+        moreAfter = true;
+      } else {
+        awayNote = "Reading back: newer lines are not loaded; Follow shows the live end.";
+      }
+      if (live) held += pending.length;
+      pending = [];
+      live = false;
+    }
+
+    // One older page from every source not at its start, merged into the window by time.
+    function loadOlderMerged() {
+      var asked = sources.filter(function (src) {
+        return !src.done;
+      });
+      if (!asked.length) return;
+      loading = true;
+      Promise.all(
+        asked.map(function (src) {
+          var params;
+          if (src.top) {
+            params = "before=" + encodeURIComponent(src.top);
+          } else {
+            // Its oldest line in the window (by time, the window's order) and how many share its millisecond;
+            // a source with none there: everything up to the window's first line.
+            var t = null;
+            var skip = 0;
+            for (var i = 0; i < lines.length; i++) {
+              if (lines[i][4] !== src.index) continue;
+              if (t === null) t = lines[i][0];
+              if (lines[i][0] !== t) break;
+              skip++;
+            }
+            params = "before_time=" + encodeURIComponent(t === null ? lines[0][0] : t) + "&skip=" + skip;
+          }
+          return getJSON(src.lines + "?" + params + "&limit=" + PAGE).then(function (page) {
+            return { src: src, page: page };
+          });
+        })
+      )
+        .then(function (results) {
+          // Lines older than `floor` may still have lines of another source between them: they wait.
+          var floor = "";
+          results.forEach(function (r) {
+            var got = r.page.lines;
+            if (r.page.more_before && got.length && got[0][0] > floor) floor = got[0][0];
+          });
+          var add = [];
+          results.forEach(function (r) {
+            var got = r.page.lines;
+            var from = 0;
+            while (from < got.length && got[from][0] < floor) from++;
+            if (from < got.length) r.src.top = got[from][3];
+            if (from === 0) r.src.done = !r.page.more_before;
+            add = add.concat(tag(got.slice(from), r.src.index));
+          });
+          add.sort(function (a, b) {
+            return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
+          });
+          keepPlace(function () {
+            lines = mergeByTime(add, lines);
+            topDone = sources.every(function (src) {
+              return src.done;
+            });
+            cutBottom();
+          });
+          updateLabels();
+          return true;
+        })
+        .catch(function (err) {
+          setStatus("Earlier lines could not be loaded: " + err.message);
+        })
+        .then(function (ok) {
+          loading = false;
+          // The page may have gone in below the reader (another source's lines between theirs):
+          // nothing came above, the view did not move, and no scroll will ask again.
+          if (ok && !following && !topDone && view.scrollTop < 40 * ROW) loadOlder();
+        });
+    }
+
+    // Two time-ordered lists as one; at equal times the older page's lines come first.
+    function mergeByTime(a, b) {
+      var out = new Array(a.length + b.length);
+      var i = 0;
+      var j = 0;
+      var k = 0;
+      while (i < a.length && j < b.length) out[k++] = a[i][0] <= b[j][0] ? a[i++] : b[j++];
+      while (i < a.length) out[k++] = a[i++];
+      while (j < b.length) out[k++] = b[j++];
+      return out;
+    }
+
     function loadNewer() {
       if (loading || !moreAfter || !bottomCursor) return;
       loading = true;
@@ -421,20 +743,17 @@
       getJSON(src.lines + "?after=" + encodeURIComponent(bottomCursor) + "&limit=" + PAGE)
         .then(function (page) {
           var add = tag(page.lines, src.index);
-          lines = lines.concat(add);
-          bottomCursor = page.end;
-          moreAfter = page.more_after;
-          var drop = lines.length - MAX_WINDOW;
-          if (drop > 0) {
-            var beforeTop = view.scrollTop;
-            topCursor = lines[drop][3];
-            topDone = false;
-            lines.splice(0, drop);
-            shown = [-1, -1];
-            render();
-            view.scrollTop = beforeTop - drop * ROW;
-          }
-          changed();
+          keepPlace(function () {
+            lines = lines.concat(add);
+            bottomCursor = page.end;
+            moreAfter = page.more_after;
+            var drop = lines.length - MAX_WINDOW;
+            if (drop > 0) {
+              topCursor = lines[drop][3];
+              topDone = false;
+              lines.splice(0, drop);
+            }
+          });
         })
         .catch(function (err) {
           setStatus("Newer lines could not be loaded: " + err.message);
@@ -514,6 +833,8 @@
         if (live) held = 0;
         live = false;
         awaySource = src;
+        single = src;
+        reshaped();
         topCursor = page.start;
         topDone = !page.more_before;
         bottomCursor = page.end;
@@ -529,9 +850,7 @@
             break;
           }
         }
-        shown = [-1, -1];
-        render();
-        view.scrollTop = Math.max(0, at * ROW - viewHeight() / 2);
+        scrollToPx(rowOf(at) * ROW - viewHeight() / 2);
         matchesLabel.textContent =
           current + 1 + " of " + fmt(matches.length) + (matchesLabel.getAttribute("data-more") === "1" ? "+" : "");
         changed();
@@ -565,6 +884,7 @@
     var touched = -1e9;
     function touch() {
       touched = performance.now();
+      placed = -1;
     }
     ["wheel", "touchstart", "pointerdown", "keydown"].forEach(function (name) {
       view.addEventListener(name, touch, { passive: true });
@@ -572,7 +892,7 @@
 
     view.addEventListener("scroll", function () {
       var top = view.scrollTop;
-      var atBottom = top + viewHeight() >= lines.length * ROW - 4;
+      var atBottom = top + viewHeight() >= totalOf() * ROW - 4;
       var byReader = performance.now() - touched < 1000;
       if (following && !atBottom && byReader) {
         following = false;
@@ -589,9 +909,47 @@
       schedule();
     });
 
+    // Timestamps and Wrap change how many rows a wrapped line takes: the reader's line stays put.
+    function relayout(apply) {
+      if (following || !lines.length) {
+        apply();
+        changed();
+        return;
+      }
+      var at = anchorAt(view.scrollTop);
+      apply();
+      measure();
+      reshaped();
+      scrollToPx(rowOf(at[0]) * ROW + (at[1] < rowsOf(lines[at[0]]) * ROW ? at[1] : 0));
+    }
+
+    function setTimestamps(on) {
+      tsBox.checked = on;
+      view.classList.toggle("show-ts", on);
+    }
+
+    function setWrap(on) {
+      wrapBox.checked = on;
+      wrap = on;
+      view.classList.toggle("is-wrap", on);
+      layoutKey = "";
+      reshaped();
+    }
+
     tsBox.addEventListener("change", function () {
-      view.classList.toggle("show-ts", tsBox.checked);
+      remember("berth-logs-timestamps", tsBox.checked);
+      relayout(function () {
+        setTimestamps(tsBox.checked);
+      });
     });
+    wrapBox.addEventListener("change", function () {
+      remember("berth-logs-wrap", wrapBox.checked);
+      relayout(function () {
+        setWrap(wrapBox.checked);
+      });
+    });
+    setTimestamps(remembered("berth-logs-timestamps"));
+    setWrap(remembered("berth-logs-wrap"));
     tailSelect.addEventListener("change", goLive);
 
     var searchTimer = null;
@@ -648,6 +1006,19 @@
       },
       following: function () {
         return following;
+      },
+      // [index of the line at offset px of the list, px of it above that offset] (the model's view).
+      at: function (px) {
+        return anchorAt(px);
+      },
+      // [time, source name, plain text] of the window's line i (a merged view's order and sources).
+      entry: function (i) {
+        var item = lines[i];
+        return item ? [item[0], sources[item[4]].name, this.line(i)] : null;
+      },
+      // The visual rows line i takes (1 unless Wrap is on).
+      rows: function (i) {
+        return wrap ? rowsOf(lines[i]) : 1;
       },
       // The window's line i as plain text (tests and bench/dashboard.py read the window through it).
       line: function (i) {
