@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -39,6 +41,36 @@ def remove_containers() -> None:
             lifecycle.remove(c.id, force=True, volumes=True)
         except Exception as exc:  # noqa: BLE001 — best effort at the end of a benchmark
             print(f"cleanup of container {c.name}: {exc}", file=sys.stderr)
+
+
+def processes_of(root: Path) -> list[int]:
+    """PIDs (not this one's) whose environment names `root` as BERTH_ROOT: conmons, exit commands, samplers."""
+    marker = f"BERTH_ROOT={root}\0".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                if marker in Path(f"/proc/{entry}/environ").read_bytes():
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def stop_engine(root: Path, run: Path, *, timeout: float = 300) -> None:
+    """Leave nothing of the benchmark's engine running or mounted (Django must be set up): force-remove
+    every container, wait up to `timeout` for its processes to end, then delete the runc containers
+    and unmount what is left below `root` and `run`. The directories stay (remove_dirs deletes them)."""
+    remove_containers()
+    deadline = time.monotonic() + timeout
+    while processes_of(root) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    runc_root = run / "runc"
+    if runc_root.is_dir():
+        for cid in os.listdir(runc_root):
+            subprocess.run(["runc", "--root", str(runc_root), "delete", "-f", cid], check=False)
+    unmount_all(root)
+    unmount_all(run)
 
 
 def hold_signals() -> None:

@@ -17,11 +17,12 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from cleanup import processes_of, stop_engine
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -37,19 +38,6 @@ def _rollup(pid: int) -> tuple[int, int]:
         elif key == "Pss":
             pss = int(value.split()[0]) * 1024
     return rss, pss
-
-
-def _with_root(root: Path) -> list[int]:
-    marker = f"BERTH_ROOT={root}\0".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                if marker in Path(f"/proc/{entry}/environ").read_bytes():
-                    found.append(int(entry))
-            except OSError:
-                continue
-    return found
 
 
 def _cmdline(pid: int) -> bytes:
@@ -77,7 +65,6 @@ def main() -> int:
     from django.core.management import call_command
 
     django.setup()
-    from engine.models import Container
     from engine.services import bundle, containers, lifecycle, system
     from engine.services.options import ContainerOptions
 
@@ -99,7 +86,7 @@ def main() -> int:
             rss.append(r)
             pss.append(p)
         # The metrics sampler is one per engine, not per container (bench/metrics.py measures it).
-        others = [p for p in _with_root(root) if b"engine.runtime.sampler" not in _cmdline(p)]
+        others = [p for p in processes_of(root) if b"engine.runtime.sampler" not in _cmdline(p)]
         print(f"containers: {args.count}")
         print(f"start all: {start_all:.1f} s ({start_all / args.count * 1000:.0f} ms per container)")
         print(
@@ -121,27 +108,12 @@ def main() -> int:
             f"remove all (rm -f each): {remove_all:.1f} s ({remove_all / args.count * 1000:.0f} ms per container)"
         )
         t0 = time.perf_counter()
-        while _with_root(root):
+        while processes_of(root):
             time.sleep(0.1)
         print(f"exit commands finished {time.perf_counter() - t0:.1f} s later")
         return 0
     finally:
-        for c in Container.objects.all():
-            try:
-                lifecycle.remove(c.id, force=True, volumes=True)
-            except Exception as exc:  # noqa: BLE001 — best effort, then the fallback below
-                print(f"cleanup {c.id[:12]}: {exc}", file=sys.stderr)
-        deadline = time.monotonic() + 300
-        while _with_root(root) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        runc_root = run / "runc"
-        if runc_root.is_dir():
-            for cid in os.listdir(runc_root):
-                subprocess.run(["runc", "--root", str(runc_root), "delete", "-f", cid], check=False)
-        with open("/proc/self/mountinfo") as f:
-            targets = [line.split()[4] for line in f if line.split()[4].startswith((f"{root}/", f"{run}/"))]
-        for target in sorted(targets, key=len, reverse=True):
-            subprocess.run(["umount", "-l", target], check=False)
+        stop_engine(root, run)
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(run, ignore_errors=True)
 

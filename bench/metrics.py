@@ -30,6 +30,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from cleanup import stop_engine
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -58,19 +60,6 @@ def _samplers(run: Path) -> list[int]:
                 continue
             if b"engine.runtime.sampler" in cmdline and str(run).encode() in cmdline:
                 found.append(int(entry))
-    return found
-
-
-def _with_root(root: Path) -> list[int]:
-    marker = f"BERTH_ROOT={root}\0".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                if marker in Path(f"/proc/{entry}/environ").read_bytes():
-                    found.append(int(entry))
-            except OSError:
-                continue
     return found
 
 
@@ -154,7 +143,6 @@ def main() -> int:
     from django.core.management import call_command
 
     django.setup()
-    from engine.models import Container
     from engine.services import containers, lifecycle, metrics, system
     from engine.services.options import ContainerOptions
 
@@ -204,22 +192,7 @@ def main() -> int:
             f"store: {_mib(sum(f.stat().st_size for f in files if f.exists()))} after the run (with its WAL)"
         )
     finally:
-        for c in Container.objects.all():
-            try:
-                lifecycle.remove(c.id, force=True, volumes=True)
-            except Exception as exc:  # noqa: BLE001 — best effort, then the fallback below
-                print(f"cleanup {c.id[:12]}: {exc}", file=sys.stderr)
-        deadline = time.monotonic() + 300
-        while _with_root(root) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        runc_root = run / "runc"
-        if runc_root.is_dir():
-            for cid in os.listdir(runc_root):
-                subprocess.run(["runc", "--root", str(runc_root), "delete", "-f", cid], check=False)
-        with open("/proc/self/mountinfo") as f:
-            targets = [line.split()[4] for line in f if line.split()[4].startswith((f"{root}/", f"{run}/"))]
-        for target in sorted(targets, key=len, reverse=True):
-            subprocess.run(["umount", "-l", target], check=False)
+        stop_engine(root, run)
     try:
         # A fresh store: the sampler's has rolled up to now, and history is only ever written at "now".
         for suffix in ("", "-wal", "-shm"):

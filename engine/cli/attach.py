@@ -48,7 +48,7 @@ def _run_attached(container: Container, *, interactive: bool, tty: bool) -> int:
     with sock, _raw_terminal(tty):
         if tty:
             _watch_window(container)
-        _relay(sock, interactive=interactive)
+        relay(sock, stdin_fd=sys.stdin.fileno() if interactive else -1, close_stdin_at_eof=True)
     return lifecycle.wait(container)
 
 
@@ -91,11 +91,18 @@ def _watch_window(container: Container) -> None:
         signal.signal(signal.SIGWINCH, resize)
 
 
-def _relay(sock: socket.socket, *, interactive: bool) -> None:
-    stdin_fd = sys.stdin.fileno() if interactive else -1
-    out = sys.stdout.buffer
-    err = sys.stderr.buffer
-    watched = [sock] + ([stdin_fd] if stdin_fd >= 0 else [])
+def relay(
+    sock: socket.socket, *, stdin_fd: int = -1, close_stdin_at_eof: bool = False, detach_keys: bytes = b""
+) -> bool:
+    """Copy the container's output to stdout/stderr, and keys from `stdin_fd` (-1: none) to it, until
+    the output ends (return False) or the user types `detach_keys` (return True; empty: never).
+
+    At the end of stdin, `close_stdin_at_eof` closes the container's stdin (`run -i`); otherwise only
+    the keys stop (`attach` must not close the stdin of a container it leaves running). A key that
+    cannot be sent is dropped: the container has gone, and its output's end follows.
+    """
+    watched: list[socket.socket | int] = [sock] + ([stdin_fd] if stdin_fd >= 0 else [])
+    pending = b""
     while True:
         try:
             ready, _, _ = select.select(watched, [], [])
@@ -104,9 +111,9 @@ def _relay(sock: socket.socket, *, interactive: bool) -> None:
         if sock in ready:
             item = attaching.receive(sock)
             if item is None:
-                return
+                return False
             stream, data = item
-            target = err if stream == "stderr" else out
+            target = sys.stderr.buffer if stream == "stderr" else sys.stdout.buffer
             target.write(data)
             target.flush()
         if stdin_fd >= 0 and stdin_fd in ready:
@@ -114,7 +121,16 @@ def _relay(sock: socket.socket, *, interactive: bool) -> None:
             if not data:
                 watched.remove(stdin_fd)
                 stdin_fd = -1
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_WR)
+                if close_stdin_at_eof:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_WR)
                 continue
-            sock.sendall(data)
+            data = pending + data
+            if detach_keys and detach_keys in data:
+                with contextlib.suppress(OSError):
+                    sock.sendall(data[: data.index(detach_keys)])
+                return True
+            # Hold a trailing first key of the detach sequence: the next read may complete it.
+            pending = data[-1:] if detach_keys and data.endswith(detach_keys[:1]) else b""
+            with contextlib.suppress(OSError):
+                sock.sendall(data[: len(data) - len(pending)])

@@ -8,13 +8,9 @@ main process when it was run with -i; Ctrl-P Ctrl-Q (Docker's default) detaches 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import select
-import socket
 import sys
 
-from engine.cli.attach import _raw_terminal, _watch_window
+from engine.cli.attach import _raw_terminal, _watch_window, relay
 from engine.services import attach as attaching
 from engine.services import lifecycle
 
@@ -34,40 +30,8 @@ def cmd_attach(args: argparse.Namespace) -> int:
     try:
         with sock, _raw_terminal(True):
             _watch_window(container)
-            detached = _relay(sock, send_keys=not args.no_stdin and sys.stdin.isatty())
+            send_keys = not args.no_stdin and sys.stdin.isatty()
+            detached = relay(sock, stdin_fd=sys.stdin.fileno() if send_keys else -1, detach_keys=DETACH_KEYS)
     finally:
         attaching.close_console(container, sock)
     return 0 if detached else lifecycle.wait(container)
-
-
-def _relay(sock: socket.socket, *, send_keys: bool) -> bool:
-    """Copy the terminal's output to stdout and keys to it; True when the user detached."""
-    stdin_fd = sys.stdin.fileno() if send_keys else -1
-    watched: list[socket.socket | int] = [sock] + ([stdin_fd] if stdin_fd >= 0 else [])
-    pending = b""
-    while True:
-        try:
-            ready, _, _ = select.select(watched, [], [])
-        except InterruptedError:
-            continue
-        if sock in ready:
-            item = attaching.receive(sock)
-            if item is None:
-                return False
-            sys.stdout.buffer.write(item[1])
-            sys.stdout.buffer.flush()
-        if stdin_fd >= 0 and stdin_fd in ready:
-            data = os.read(stdin_fd, 4096)
-            if not data:
-                watched.remove(stdin_fd)
-                stdin_fd = -1
-                continue
-            data = pending + data
-            if DETACH_KEYS in data:
-                with contextlib.suppress(OSError):
-                    sock.sendall(data[: data.index(DETACH_KEYS)])
-                return True
-            # Hold a trailing Ctrl-P: it may be the first key of the detach sequence.
-            pending = data[-1:] if data.endswith(DETACH_KEYS[:1]) else b""
-            with contextlib.suppress(OSError):
-                sock.sendall(data[: len(data) - len(pending)])

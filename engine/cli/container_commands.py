@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from engine.cli import attach
@@ -15,7 +16,7 @@ from engine.cli.args import for_each, group, parse_labels, report_error
 from engine.cli.thinformat import env_values
 from engine.errors import CommandNotRunnable, ContainerNotFound, EngineError, InvalidArgument
 from engine.models import Container, ContainerState
-from engine.services import containers, execs, healthoptions, lifecycle, supervision
+from engine.services import bulk, containers, execs, healthoptions, lifecycle, supervision
 from engine.services import options as opts
 
 LIFECYCLE_VERBS = ("start", "stop", "restart", "kill", "pause", "unpause", "rm", "rename", "wait")
@@ -268,35 +269,52 @@ def cmd_start(args: argparse.Namespace) -> int:
         return attach.run_attached(
             container, interactive=args.interactive, tty=bool(container.config.get("Tty"))
         )
-    return for_each("start", args.containers, lambda ref: lifecycle.start(ref))
+    return _all_at_once("start", args.containers, lambda ref: lifecycle.start(ref))
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    return for_each(
+    return _all_at_once(
         "stop", args.containers, lambda ref: lifecycle.stop(ref, timeout=args.timeout, signal=args.signal)
     )
 
 
 def cmd_restart(args: argparse.Namespace) -> int:
-    return for_each("restart", args.containers, lambda ref: lifecycle.restart(ref, timeout=args.timeout))
+    return _all_at_once("restart", args.containers, lambda ref: lifecycle.restart(ref, timeout=args.timeout))
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
-    return for_each("kill", args.containers, lambda ref: lifecycle.kill(ref, signal=args.signal))
+    return _all_at_once("kill", args.containers, lambda ref: lifecycle.kill(ref, signal=args.signal))
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
-    return for_each("pause", args.containers, lifecycle.pause)
+    return _all_at_once("pause", args.containers, lifecycle.pause)
 
 
 def cmd_unpause(args: argparse.Namespace) -> int:
-    return for_each("unpause", args.containers, lifecycle.unpause)
+    return _all_at_once("unpause", args.containers, lifecycle.unpause)
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    return for_each(
+    return _all_at_once(
         "rm", args.containers, lambda ref: lifecycle.remove(ref, force=args.force, volumes=args.volumes)
     )
+
+
+def _all_at_once(command: str, refs: Sequence[str], action: Callable[[str], object]) -> int:
+    """Run `action` on every ref concurrently (services/bulk.each), as docker does for stop, rm, kill…:
+    print each ref as typed when it is done, one `Error:` line naming each that failed (recorded as an
+    event); exit status 1 if any failed."""
+    failed = False
+    for ref, error in bulk.each(refs, action, name=command):
+        if error is None:
+            sys.stdout.write(ref + "\n")
+            sys.stdout.flush()
+            continue
+        failed = True
+        # Most messages name the container already ("no such container: web"); others get its name.
+        named = error if ref in str(error) else EngineError(f"{ref}: {error}")
+        report_error(command, named, object_type="container", object_name=ref)
+    return 1 if failed else 0
 
 
 def cmd_rename(args: argparse.Namespace) -> int:

@@ -73,25 +73,22 @@ def cmd_logs(client: Client, argv: list[str]) -> int:
 
 
 def _each(client: Client, command: str, argv: list[str], spec: Spec, request) -> int:  # type: ignore[no-untyped-def]
-    """start/stop/rm: one request per container; a failure re-runs that one container in-process."""
+    """start/stop/rm of one container: one request; a failure re-runs it in-process."""
     opts, refs = parse(argv, spec)
-    if not refs:
-        raise Fallback
+    if len(refs) != 1:
+        raise Fallback  # several run concurrently in-process (services/bulk.each), as docker does
     options = []  # the options again, for re-running one container in-process
     for name, (kind, dest) in spec.kind.items():
         if name.startswith("--") and dest in opts and name[2:].replace("-", "_") == dest:
             options += [name] if kind == "flag" else [f"{name}={opts[dest]}"]
-    failed = False
-    for ref in refs:
-        method, path, query = request(quote(ref), opts)
-        reply = client.call(method, path, query)
-        if reply.status in (200, 201, 204, 304):
-            sys.stdout.write(ref + "\n")
-            sys.stdout.flush()
-        else:
-            sys.stdout.flush()
-            failed |= in_process([command, *options, ref]) != 0
-    return 1 if failed else 0
+    ref = refs[0]
+    method, path, query = request(quote(ref), opts)
+    reply = client.call(method, path, query)
+    if reply.status not in (200, 201, 204, 304):
+        return 1 if in_process([command, *options, ref]) != 0 else 0
+    sys.stdout.write(ref + "\n")
+    sys.stdout.flush()
+    return 0
 
 
 def cmd_start(client: Client, argv: list[str]) -> int:

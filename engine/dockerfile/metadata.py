@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import posixpath
-import re
 import shlex
 from collections.abc import Mapping
 from typing import Any
 
+from engine import goduration
 from engine.dockerfile import words
 from engine.dockerfile.parser import Instruction
 from engine.errors import DockerfileError, InvalidArgument
@@ -26,8 +26,6 @@ METADATA = frozenset(
     {"ENV", "LABEL", "WORKDIR", "USER", "CMD", "ENTRYPOINT", "EXPOSE", "VOLUME", "STOPSIGNAL", "SHELL"}
     | {"HEALTHCHECK", "ONBUILD", "MAINTAINER"}
 )
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 MAX_LABELS = 1000
 
 
@@ -152,17 +150,9 @@ def healthcheck(instr: Instruction) -> dict[str, Any]:
 
 
 def parse_duration(value: str, flag: str, line: int) -> int:
-    """A Go duration (`30s`, `1m30s`, `500ms`) in nanoseconds; 0 is allowed, negatives are not."""
-    if value == "0":
-        return 0
-    pos, total = 0, 0.0
-    for match in _DURATION.finditer(value):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    if pos != len(value) or not value:
-        raise DockerfileError(f"--{flag}: invalid duration {value!r} (use e.g. 30s, 1m30s)", line=line)
-    if 0 < total < 1_000_000:
-        raise DockerfileError(f"--{flag} cannot be less than 1ms", line=line)
-    return int(total)
+    """A Go duration (`30s`, `1m30s`, `500ms`) in nanoseconds (engine.goduration); 0 is allowed, a
+    negative or non-zero value under 1 ms is not. Raise DockerfileError naming the flag and the line."""
+    try:
+        return goduration.parse(value, f"--{flag}")
+    except InvalidArgument as exc:
+        raise DockerfileError(str(exc), line=line) from None

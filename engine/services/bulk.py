@@ -2,17 +2,19 @@
 
 Each container's own lock (services/lifecycle) makes concurrent calls safe, and `stop` releases that
 lock while it waits out the grace period, so stopping N containers takes about one grace period,
-not N. The front ends (the dashboard's bulk bar, a CLI) pass a `progress` callable and receive one
-`RowProgress` per change of a row; the engine never knows who listens.
+not N. The dashboard's bulk bar passes `run` a `progress` callable and receives one `RowProgress` per
+change of a row; the engine never knows who listens. The CLI's `stop a b c` (and start, restart, kill,
+pause, unpause, rm) goes through `each`, the same pool, with its own options per call.
 """
 
 from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from typing import TypeVar
 
 from django.db import connection
 
@@ -55,6 +57,7 @@ class BulkResult:
 
 
 Progress = Callable[[RowProgress], None]  # a jobs._Reporter is one too
+T = TypeVar("T")
 
 
 def resolve_targets(action: str, refs: Sequence[str]) -> list[Container]:
@@ -93,40 +96,64 @@ def run(action: str, targets: Sequence[Container], *, progress: Progress | None 
     began = time.monotonic()
     for c in targets:
         report(RowProgress(c.id, c.name, "queued"))
-    outcomes: list[tuple[Container, str | None]] = []
-    if targets:
-        workers = min(MAX_WORKERS, len(targets))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"bulk-{action}") as pool:
-            futures = [
-                pool.submit(contextvars.copy_context().run, _act_on, action, c, report) for c in targets
-            ]
-            outcomes = [f.result() for f in futures]
+    errors: dict[str, EngineError | None] = {}
+    for c, error in each(targets, lambda c: _act_on(action, c, report), name=action):
+        errors[c.id] = error
     return BulkResult(
         action=action,
-        done=[c.name for c, error in outcomes if error is None],
-        failed=[(c.name, error) for c, error in outcomes if error is not None],
+        done=[c.name for c in targets if errors[c.id] is None],
+        failed=[(c.name, str(errors[c.id])) for c in targets if errors[c.id] is not None],
         seconds=time.monotonic() - began,
     )
 
 
-def _act_on(action: str, container: Container, report: Progress) -> tuple[Container, str | None]:
-    """Run one container's action in a worker thread; return it with its error text (None on success)."""
+def each(
+    items: Sequence[T], act: Callable[[T], object], *, name: str = "each"
+) -> Iterator[tuple[T, EngineError | None]]:
+    """Call `act(item)` for every item concurrently (at most MAX_WORKERS at once) and yield
+    `(item, None)` or `(item, error)` as each one finishes, in the order they finish.
+
+    The one way the engine's front ends act on many containers at once (the dashboard's bulk bar
+    through `run`, the CLI's `stop a b c`). An EngineError is the item's outcome, never raised; any
+    other exception propagates when its item comes up. Each worker runs in a copy of the caller's
+    context (so events record the caller as actor) and closes its own DB connection.
+    """
+    if not items:
+        return
+    pool = ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(items)), thread_name_prefix=f"bulk-{name}")
     try:
-        grace: int | None = None
-        deadline: float | None = None
-        if action in ("stop", "restart") and container.state in ("running", "paused", "restarting"):
-            grace = grace_of(container)
-            deadline = time.time() + grace
-        report(RowProgress(container.id, container.name, "working", WORKING[action], grace, deadline))
-        try:
-            _call(action, container.id)
-        except EngineError as exc:
-            report(RowProgress(container.id, container.name, "failed", str(exc)))
-            return container, str(exc)
-        report(RowProgress(container.id, container.name, "done", DONE[action]))
-        return container, None
+        futures = {pool.submit(contextvars.copy_context().run, _outcome, act, item): item for item in items}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    finally:
+        # On an early exit (Ctrl-C, a closed pipe) nothing queued starts; what runs is waited for.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _outcome(act: Callable[[T], object], item: T) -> EngineError | None:
+    try:
+        act(item)
+        return None
+    except EngineError as exc:
+        return exc
     finally:
         connection.close()  # each worker thread opens its own connection; do not leak it
+
+
+def _act_on(action: str, container: Container, report: Progress) -> None:
+    """Run one container's action in a worker thread, reporting its row; an EngineError propagates."""
+    grace: int | None = None
+    deadline: float | None = None
+    if action in ("stop", "restart") and container.state in ("running", "paused", "restarting"):
+        grace = grace_of(container)
+        deadline = time.time() + grace
+    report(RowProgress(container.id, container.name, "working", WORKING[action], grace, deadline))
+    try:
+        _call(action, container.id)
+    except EngineError as exc:
+        report(RowProgress(container.id, container.name, "failed", str(exc)))
+        raise
+    report(RowProgress(container.id, container.name, "done", DONE[action]))
 
 
 def _call(action: str, container_id: str) -> None:

@@ -8,14 +8,15 @@ and `config_entries` merges them field by field at create. `healthconfig` reads 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from engine.errors import InvalidArgument
+from engine.goduration import UNITS
+from engine.goduration import check as check_duration
+from engine.goduration import parse as parse_duration
 
 ON_FAILURE_ACTIONS = ("none", "kill", "restart", "stop")
 HEALTH_FILTERS = ("starting", "healthy", "unhealthy", "none")
-MINIMUM_DURATION = 1_000_000  # 1 ms in nanoseconds: Docker's containertypes.MinimumDuration
 TEST_KINDS = ("NONE", "CMD", "CMD-SHELL")
 # ContainerOptions field → the Healthcheck key it overrides (the test is handled on its own).
 DURATION_FIELDS = (
@@ -24,48 +25,6 @@ DURATION_FIELDS = (
     ("health_start_period", "StartPeriod"),
     ("health_start_interval", "StartInterval"),
 )
-_UNITS = {
-    "ns": 1,
-    "us": 10**3,
-    "µs": 10**3,
-    "μs": 10**3,
-    "ms": 10**6,
-    "s": 10**9,
-    "m": 60 * 10**9,
-    "h": 3600 * 10**9,
-}
-_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-
-
-def parse_duration(value: str, flag: str) -> int:
-    """Parse a Go duration (`30s`, `1m30s`, `500ms`, `0`) into nanoseconds for `flag`.
-
-    Raise InvalidArgument for bad syntax, a negative value, or a non-zero value under 1 ms.
-    """
-    text = value.strip()
-    sign, body = (text[0], text[1:]) if text[:1] in ("-", "+") else ("", text)
-    total, pos = 0.0, 0
-    if body != "0":
-        for match in _PART.finditer(body):
-            if match.start() != pos:
-                break
-            total += float(match.group(1)) * _UNITS[match.group(2)]
-            pos = match.end()
-        if not body or pos != len(body):
-            raise InvalidArgument(f"invalid {flag} {value!r}: use a duration such as 30s, 1m30s or 500ms")
-    nanoseconds = int(round(total))
-    if sign == "-" and nanoseconds:
-        raise InvalidArgument(f"{flag} cannot be negative")
-    return check_duration(nanoseconds, flag)
-
-
-def check_duration(nanoseconds: int, what: str) -> int:
-    """Return `nanoseconds` when it is 0 (take the default) or at least 1 ms; else raise InvalidArgument."""
-    if nanoseconds < 0:
-        raise InvalidArgument(f"{what} cannot be negative")
-    if 0 < nanoseconds < MINIMUM_DURATION:
-        raise InvalidArgument(f"{what} cannot be less than 1ms")
-    return nanoseconds
 
 
 def format_duration(nanoseconds: int | None) -> str:
@@ -74,8 +33,8 @@ def format_duration(nanoseconds: int | None) -> str:
         return ""
     if nanoseconds % 10**9:
         for unit in ("ms", "us", "ns"):
-            if nanoseconds % _UNITS[unit] == 0:
-                return f"{nanoseconds // _UNITS[unit]}{unit}"
+            if nanoseconds % UNITS[unit] == 0:
+                return f"{nanoseconds // UNITS[unit]}{unit}"
     seconds = nanoseconds // 10**9
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)

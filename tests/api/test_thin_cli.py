@@ -232,6 +232,20 @@ def test_errors_read_as_in_process(api: ApiServer) -> None:
         assert thin.returncode != 0 and thin.stderr.startswith("Error:"), args
 
 
+def test_several_containers_are_stopped_at_once_in_process(api: ApiServer) -> None:
+    for name in ("thin-m1", "thin-m2"):
+        api.docker("run", "-d", "--network", "none", "--name", name, "busybox", "sleep", "600")
+    # Several names go in-process, where services/bulk acts on all at once: with Django poisoned,
+    # the hand-over shows as a failed settings import, and nothing was stopped over the socket.
+    poisoned = launcher(api, "stop", "-t", "0", "thin-m1", "thin-m2")
+    assert poisoned.returncode != 0 and NO_DJANGO in poisoned.stderr
+    assert poisoned.stdout == ""
+    done = launcher(
+        api, "stop", "-t", "0", "thin-m1", "thin-m2", env={"DJANGO_SETTINGS_MODULE": "dashboard.settings"}
+    )
+    assert (done.returncode, sorted(done.stdout.split())) == (0, ["thin-m1", "thin-m2"]), done.stderr
+
+
 def test_run_of_a_missing_command_exits_127_and_removes_the_container(api: ApiServer) -> None:
     thin = launcher(api, "run", "--rm", "--network", "none", "busybox", "thin-no-such-command")
     # As in-process (engine/cli/container_commands.py): the runtime's reason, Docker's exit code.

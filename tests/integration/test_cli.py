@@ -256,5 +256,10 @@ def test_a_failed_action_is_recorded_as_an_event_with_its_reason(berth: Berth) -
     # Who tried what, when, and why it failed: the audit log keeps refusals, not only successes.
     lines = berth("events", "--filter", "type=cli", "--format", "json").splitlines()
     failures = [json.loads(line) for line in lines]
-    assert [(e["Action"], e["Result"]) for e in failures][-2:] == [("rm", "error"), ("volume rm", "error")]
-    assert "no such container" in failures[-2]["Message"]
+    assert [(e["Action"], e["Result"]) for e in failures][-1:] == [("volume rm", "error")]
+    # A container command's failure is recorded on the container it named (one row per container).
+    lines = berth("events", "--filter", "type=container", "--format", "json").splitlines()
+    failed_rm = [json.loads(line) for line in lines][-1]
+    assert (failed_rm["Action"], failed_rm["Result"]) == ("rm", "error")
+    assert failed_rm["Actor"]["Attributes"]["name"] == "no-such-container"
+    assert "no such container" in failed_rm["Message"]

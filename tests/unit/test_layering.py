@@ -6,8 +6,8 @@ Layers, from the outside in:
   (errors, models, events, progress, conf, humanize), and never through another front end.
 - services: engine.services, plus engine.checks and engine.apps (the system checks probe the host the
   way services do). They may import anything below them, never a front end.
-- shared modules: engine.errors, models, events, progress, conf, humanize, locks, undo. Never a service or
-  a front end; locks and undo are the services' tools, so front ends do not take locks themselves.
+- shared modules: engine.errors, models, events, progress, conf, humanize, goduration, locks, undo. Never a
+  service or a front end; locks and undo are the services' tools, so front ends do not take locks themselves.
 - mechanisms: engine.runtime, store, net, registry, image, dockerfile. They take paths, IDs and plain
   values: never django (so never models, events, conf or locks), never a service, never a front end.
   engine.dockerfile is pure: besides the above, not engine.runtime or engine.net either.
@@ -36,6 +36,7 @@ SHARED = (
     "engine.progress",
     "engine.conf",
     "engine.humanize",
+    "engine.goduration",
     "engine.locks",
     "engine.undo",
 )
@@ -56,7 +57,14 @@ MECHANISMS = (
     "engine.image",
     "engine.dockerfile",
 )
-MECHANISM_MAY = ("engine.errors", "engine.progress", "engine.humanize", "engine.undo", *MECHANISMS)
+MECHANISM_MAY = (
+    "engine.errors",
+    "engine.progress",
+    "engine.humanize",
+    "engine.goduration",
+    "engine.undo",
+    *MECHANISMS,
+)
 DOCKERFILE_MAY_NOT = ("engine.runtime", "engine.net")
 
 # (importing module, imported module) -> why it is allowed. Keep this short: fix the code instead.
