@@ -726,6 +726,7 @@ def main() -> int:
                 password,
                 args.log_lines,
                 args.huge_lines,
+                args.log_reps,
                 created,
                 run_container=run_container,
                 websocket_text=WebSocket.TEXT,

@@ -100,6 +100,9 @@ class LogsConsumer(GatedConsumer):
         self.pending: deque[list[Any]] = deque()
         self.cond = threading.Condition()
         self.wake = asyncio.Event()
+        # Set by the reader when it asked the loop to flush, cleared by the flusher: one wake-up per
+        # flush rather than one per chunk of lines (each is a syscall and a GIL hand-over).
+        self.wake_asked = False
         self.done = False
         self.error: EngineError | None = None
         loop = asyncio.get_running_loop()
@@ -121,7 +124,8 @@ class LogsConsumer(GatedConsumer):
                 pending.append(frame(line))
                 count += 1
                 if count % 256 == 0:
-                    if len(pending) >= BATCH:
+                    if len(pending) >= BATCH and not self.wake_asked:
+                        self.wake_asked = True
                         _wake(loop, self.wake)
                     if len(pending) >= MAX_PENDING:
                         with self.cond:
@@ -145,6 +149,7 @@ class LogsConsumer(GatedConsumer):
             except TimeoutError:
                 pass
             self.wake.clear()
+            self.wake_asked = False
             done = self.done  # read before draining, so no line written after it is left behind
             pending = self.pending
             batch = [pending.popleft() for _ in range(len(pending))]
