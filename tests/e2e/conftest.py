@@ -274,6 +274,18 @@ def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
     return path
 
 
+def run_script(server: Server, name: str, script: str) -> str:
+    """`berth run -d` a busybox shell script named `name`; returns the container's ID.
+
+    No network: the tests that use it need none, and host-wide bridge subnets run out under parallel
+    sessions.
+    """
+    berth = ("run", "-d", "--network", "none", "--name", name, "busybox", "sh", "-c", script)
+    done = server.berth(*berth, check=False)
+    assert done.returncode == 0, f"berth run failed: {done.stderr.strip()}"
+    return done.stdout.strip().splitlines()[-1]
+
+
 def remove_leftovers(server: Server, prefix: str = "", *, volumes: bool = False) -> None:
     """Force-remove the containers (and with `volumes`, the volumes) named `prefix…` a test module made.
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_root
-from tests.e2e.conftest import Server, remove_leftovers, screenshot
+from tests.e2e.conftest import Server, remove_leftovers, run_script, screenshot
 from tests.polling import wait_until
 
 PREFIX = "e2e-lr-"
@@ -42,11 +42,7 @@ def _root_and_cleanup(berth_server: Server) -> Iterator[None]:
 
 
 def run(server: Server, name: str, script: str) -> str:
-    """`berth run -d` a busybox shell script (no network); returns the container's ID."""
-    berth = ("run", "-d", "--network", "none", "--name", PREFIX + name, "busybox", "sh", "-c", script)
-    done = server.berth(*berth, check=False)
-    assert done.returncode == 0, f"berth run failed: {done.stderr.strip()}"
-    return done.stdout.strip().splitlines()[-1]
+    return run_script(server, PREFIX + name, script)
 
 
 def first_line(page: Any) -> str:

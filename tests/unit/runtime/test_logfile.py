@@ -141,41 +141,40 @@ def _rotate_by_hand(log, keep):
     logfile.rotate(log, keep=keep, reopen=lambda: None)
 
 
-def test_a_follower_several_rotations_behind_reads_every_file_in_between(tmp_path):
-    log = tmp_path / "ctr.log"
+def _follower_holding_the_first_file(log):
+    """A follower that read the first file's line "a1" and holds it open; "a2" is then added to it."""
     write(log, (T1, "stdout", "a1"))
-    stop = threading.Event()
-    lines = logfollow.follow(log, stop=stop, poll_interval=0.01)
-    assert next(lines).text == "a1"  # the follower now holds the first file open, at its end
+    lines = logfollow.follow(log, stop=threading.Event(), poll_interval=0.01)
+    assert next(lines).text == "a1"
     with open(log, "a") as fh:
         fh.write(f"{T1} stdout F a2\n")
+    return lines
+
+
+def _read_until_c1(lines):
+    seen = []
+    for line in lines:
+        seen.append(line.text)
+        if line.text == "c1":
+            return seen
+    return seen
+
+
+def test_a_follower_several_rotations_behind_reads_every_file_in_between(tmp_path):
+    log = tmp_path / "ctr.log"
+    lines = _follower_holding_the_first_file(log)
     _rotate_by_hand(log, keep=5)
     write(log, (T2, "stdout", "b1"), (T2, "stdout", "b2"))
     _rotate_by_hand(log, keep=5)
     write(log, (T3, "stdout", "c1"))
-    seen = []
-    for line in lines:
-        seen.append(line.text)
-        if line.text == "c1":
-            break
-    assert seen == ["a2", "b1", "b2", "c1"]
+    assert _read_until_c1(lines) == ["a2", "b1", "b2", "c1"]
 
 
 def test_a_follower_whose_file_was_dropped_goes_on_with_the_oldest_kept(tmp_path):
     log = tmp_path / "ctr.log"
-    write(log, (T1, "stdout", "a1"))
-    stop = threading.Event()
-    lines = logfollow.follow(log, stop=stop, poll_interval=0.01)
-    assert next(lines).text == "a1"
-    with open(log, "a") as fh:
-        fh.write(f"{T1} stdout F a2\n")
+    lines = _follower_holding_the_first_file(log)
     _rotate_by_hand(log, keep=1)
     write(log, (T2, "stdout", "b1"))
     _rotate_by_hand(log, keep=1)  # the first file is gone from the directory; the follower still holds it
     write(log, (T3, "stdout", "c1"))
-    seen = []
-    for line in lines:
-        seen.append(line.text)
-        if line.text == "c1":
-            break
-    assert seen == ["a2", "b1", "c1"]
+    assert _read_until_c1(lines) == ["a2", "b1", "c1"]
