@@ -6,11 +6,11 @@ containerstreams.py read the engine and call these).
 
 from __future__ import annotations
 
-import re
 import struct
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from engine import goduration
 from engine.errors import InvalidArgument
 from engine.humanize import human_duration
 
@@ -18,10 +18,6 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 STDOUT = 1
 STDERR = 2
 CHANGE_KINDS = {"C": 0, "A": 1, "D": 2}  # Docker's ChangeType: modified, added, deleted
-
-_GO_DURATION = re.compile(r"^(\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$")
-_GO_UNIT = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 
 
 def status_text(
@@ -79,10 +75,10 @@ def parse_unix_timestamp(text: str, what: str) -> datetime | None:
 
 
 def parse_go_duration(text: str) -> float | None:
-    """Go's time.ParseDuration for the common units ("24h", "1h30m", "10s"); None if it is not one."""
-    if not _GO_DURATION.fullmatch(text):
-        return None
-    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _GO_UNIT.findall(text))
+    """Seconds of a Go duration ("24h", "1h30m", "10s"); None if it is not one (engine/goduration.py).
+    A bare "0" is not one here: Docker's time filters read it as the Unix time 0."""
+    nanoseconds = None if text == "0" else goduration.nanoseconds(text)
+    return None if nanoseconds is None else nanoseconds / 1e9
 
 
 def parse_until(text: str, *, now: datetime) -> datetime:

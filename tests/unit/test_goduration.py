@@ -49,3 +49,13 @@ def test_the_dockerfile_and_the_options_agree_and_keep_their_own_wording() -> No
         dockerfile_duration("-1s", "interval", 4)
     with pytest.raises(InvalidArgument, match=r"^--health-interval cannot be negative$"):
         option_duration("-1s", "--health-interval")
+
+
+def test_the_api_time_filters_read_the_same_syntax_in_seconds() -> None:
+    from engine.api.containerformat import parse_go_duration
+
+    assert parse_go_duration("1h30m") == 5400
+    assert parse_go_duration("1.5s") == 1.5
+    assert parse_go_duration("-10m") == -600  # Docker's `until=-10m` is ten minutes ahead
+    assert parse_go_duration("10") is None and parse_go_duration("10 s") is None
+    assert parse_go_duration("0") is None  # a Unix time to Docker's filters, not "now"

@@ -3,7 +3,7 @@
 Layers, from the outside in:
 - front ends: engine.cli (with engine.management, its manage.py entry), engine.api, engine.admin and
   dashboard. They reach the engine only through engine.services and the shared modules in FRONT_END_MAY
-  (errors, models, events, progress, conf, humanize), and never through another front end.
+  (errors, models, events, progress, conf, humanize, goduration), and never through another front end.
 - services: engine.services, plus engine.checks and engine.apps (the system checks probe the host the
   way services do). They may import anything below them, never a front end.
 - shared modules: engine.errors, models, events, progress, conf, humanize, goduration, locks, undo. Never a
@@ -48,6 +48,7 @@ FRONT_END_MAY = (
     "engine.progress",
     "engine.conf",
     "engine.humanize",
+    "engine.goduration",
 )
 MECHANISMS = (
     "engine.runtime",
