@@ -8,6 +8,7 @@ the server's PID is ever signalled.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -294,14 +295,19 @@ def remove_leftovers(server: Server, prefix: str = "", *, volumes: bool = False)
     env = {**server.env, "BERTH_MONITOR": "0"}
     berth = [sys.executable, str(REPO / "manage.py"), "berth"]
 
-    def names(*args: str) -> list[str]:
-        out = subprocess.run([*berth, *args], env=env, capture_output=True, text=True, check=False).stdout
-        return [name for name in out.split() if name.startswith(prefix)]
+    def berth_ok(*args: str, timeout: int) -> str:
+        # A clean-up that fails must say so: a silent one leaves containers running after the suite.
+        done = subprocess.run([*berth, *args], env=env, capture_output=True, text=True, timeout=timeout)
+        assert done.returncode == 0, f"clean-up `berth {' '.join(args)}` failed: {done.stderr.strip()}"
+        return done.stdout
 
-    containers = names("ps", "-a", "--format", "{{.Names}}")
+    listed = berth_ok("ps", "-a", "--format", "json", timeout=60).splitlines()
+    containers = [name for line in listed if (name := json.loads(line)["Names"]).startswith(prefix)]
     if containers:
-        subprocess.run(
-            [*berth, "rm", "-f", *containers], env=env, capture_output=True, check=False, timeout=120
-        )
-    if volumes and (ours := names("volume", "ls", "-q")):
-        subprocess.run([*berth, "volume", "rm", *ours], env=env, capture_output=True, check=False, timeout=60)
+        berth_ok("rm", "-f", *containers, timeout=120)
+    if volumes:
+        ours = [
+            name for name in berth_ok("volume", "ls", "-q", timeout=60).split() if name.startswith(prefix)
+        ]
+        if ours:
+            berth_ok("volume", "rm", *ours, timeout=60)
